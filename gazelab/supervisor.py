@@ -1,0 +1,84 @@
+"""`gazelab up`: migrate, first admin, then Redis (embedded), gunicorn and one Celery worker
+as child processes, each in its own process group; all are stopped on Ctrl-C / SIGTERM."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from gazelab import broker, migrate
+from gazelab.config import Config
+from gazelab.db import session_scope
+
+
+def _bin(name: str) -> str:
+    return os.path.join(os.path.dirname(sys.executable), name)
+
+
+def _child_env(config: Config) -> dict[str, str]:
+    env = dict(os.environ)
+    env["GAZELAB_CONFIG"] = str(config.path)
+    return env
+
+
+def web_command(config: Config) -> list[str]:
+    return [_bin("gunicorn"), "--workers", str(config.server.web_workers),
+            "--bind", f"{config.server.host}:{config.server.port}",
+            "--timeout", "60", "--graceful-timeout", "5", "--access-logfile", "-",
+            "--access-logformat", '%(h)s "%(r)s" %(s)s %(b)s %(M)sms',
+            "webapp:create_app()"]
+
+
+def worker_command(config: Config) -> list[str]:
+    return [_bin("celery"), "-A", "webapp.worker:celery", "worker", "--queues", "default,training",
+            "--concurrency", str(config.server.worker_concurrency), "--loglevel", "INFO",
+            "--without-gossip", "--without-mingle", "--hostname", f"gazelab-{os.getpid()}@%h"]
+
+
+def run_all(config: Config) -> int:
+    from webapp.accounts import ensure_first_admin
+
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate.upgrade(config.database_url)
+    with session_scope(config.database_url) as db:
+        password = ensure_first_admin(db)
+    if password:
+        print(f"First admin account created: name 'admin', password '{password}' "
+              "(shown once; change it with `gazelab admin reset-password admin`).", flush=True)
+
+    stopping = False
+
+    def _stop(_signum, _frame):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+
+    children: list[tuple[str, subprocess.Popen]] = []
+    env = _child_env(config)
+    try:
+        if config.server.broker_url == "embedded":
+            children.append(("redis", broker.start_embedded_redis(config)))
+        for name, command in (("web", web_command(config)), ("worker", worker_command(config))):
+            children.append((name, subprocess.Popen(command, env=env, start_new_session=True,
+                                                    stdin=subprocess.DEVNULL)))
+        base = f"http://{config.server.host}:{config.server.port}"
+        print(f"GazeLab is starting: volunteer page {base}/  admin {base}/admin  "
+              f"health {base}/healthz  (Ctrl-C stops everything)", flush=True)
+        while not stopping:
+            for name, process in children:
+                if process.poll() is not None:
+                    print(f"gazelab up: {name} exited with {process.returncode}; stopping",
+                          file=sys.stderr, flush=True)
+                    return 1
+            time.sleep(0.2)
+        return 0
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for _name, process in reversed(children):
+            broker.stop_process(process)
+        print("gazelab up: all processes stopped", flush=True)

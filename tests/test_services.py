@@ -1,0 +1,81 @@
+"""The embedded services and `gazelab up`."""
+import os
+import signal
+import subprocess
+import time
+
+import requests
+
+from gazelab import broker
+from gazelab.celery_app import make_celery
+from tests.support import VENV_BIN, GazeEnv, free_port, short_tmpdir, wait_until
+
+
+def test_broker_answers(broker_url):
+    broker.ping(broker_url)
+
+
+def test_healthz_reports_database_broker_and_worker(gz, worker, web):
+    body = requests.get(web.url + "/healthz", timeout=10).json()
+    assert body["database"]["ok"] and body["broker"]["ok"]
+    assert body["worker"]["ok"] and any(worker.name in n for n in body["worker"]["workers"])
+    assert body["status"] == "ok"
+
+
+def test_healthz_without_worker_is_degraded(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json["database"]["ok"] is True
+    assert response.json["worker"]["ok"] is False
+    assert response.json["status"] == "degraded"
+
+
+def test_celery_uses_training_queue_for_trainer_tasks(gz):
+    celery = make_celery(gz.config)
+    assert celery.conf.task_routes["trainer.tasks.*"]["queue"] == "training"
+    assert {q.name for q in celery.conf.task_queues} == {"default", "training"}
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                cmd = handle.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{pid}/environ", "rb") as handle:
+                env = handle.read().decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmd or text in env:
+            found.append(f"{pid}: {cmd}")
+    return found
+
+
+def test_up_starts_everything_and_stops_cleanly_on_sigterm():
+    data_dir = short_tmpdir("gzup")
+    port = free_port()
+    gz = GazeEnv(data_dir, f"sqlite:///{data_dir}/gazelab.db", "embedded",
+                 {"GAZELAB_SERVER_PORT": str(port), "GAZELAB_SERVER_WEB_WORKERS": "1"})
+    log = open(data_dir / "up.log", "wb")
+    process = subprocess.Popen([str(VENV_BIN / "gazelab"), "up"], env=gz.env, stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        started = time.monotonic()
+        def healthy():
+            body = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=3).json()
+            return body if body["status"] == "ok" else None
+        body = wait_until(healthy, 120, 0.5, "gazelab up healthy")
+        assert time.monotonic() - started < 120
+        assert body["worker"]["ok"] and body["broker"]["ok"]
+        assert (data_dir / "redis.sock").exists()
+        output = (data_dir / "up.log").read_text()
+        assert "First admin account created" in output
+        assert len(_processes_mentioning(str(data_dir))) >= 3  # up, redis, web, worker
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
+    time.sleep(1)
+    assert _processes_mentioning(str(data_dir)) == []
+    assert process.returncode == 0

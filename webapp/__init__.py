@@ -1,0 +1,83 @@
+"""GazeLab web app: Flask app factory (config loaded once, blueprints, Celery)."""
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from flask import Flask, g
+from sqlalchemy.orm import Session
+
+from gazelab.celery_app import make_celery
+from gazelab.config import Config, load_config
+from gazelab.db import session_factory
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+
+def create_app(config: Config | None = None) -> Flask:
+    config = config or load_config()
+    app = Flask(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
+    app.config.update(
+        GAZELAB=config,
+        SECRET_KEY=_secret_key(config),
+        MAX_CONTENT_LENGTH=config.server.max_upload_bytes,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions["db_sessions"] = session_factory(config.database_url)
+    celery_init_app(app, config)
+
+    from webapp import errors, health
+    errors.register(app)
+    app.register_blueprint(health.bp)
+    # BLUEPRINTS (one line each)
+
+    app.teardown_appcontext(_close_db)
+    return app
+
+
+def celery_init_app(app: Flask, config: Config):
+    """Flask's Celery pattern: tasks run inside an app context."""
+    from celery import Task
+
+    class FlaskTask(Task):
+        def __call__(self, *args, **kwargs):
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery = make_celery(config, app.name)
+    celery.Task = FlaskTask
+    celery.set_default()
+    app.extensions["celery"] = celery
+    return celery
+
+
+def get_db() -> Session:
+    """The request's database session (closed at the end of the request)."""
+    from flask import current_app
+    if "db" not in g:
+        g.db = current_app.extensions["db_sessions"]()
+    return g.db
+
+
+def get_config() -> Config:
+    from flask import current_app
+    return current_app.config["GAZELAB"]
+
+
+def _close_db(_exc=None) -> None:
+    db = g.pop("db", None)
+    if db is not None:
+        db.close()
+
+
+def _secret_key(config: Config) -> str:
+    if config.server.secret_key:
+        return config.server.secret_key
+    path = config.data_dir / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()

@@ -94,3 +94,10 @@ def web(gz):
     server = WebServer(gz).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def api_session(client) -> dict:
+    return client.post("/api/v1/sessions", json={
+        "consent": True, "consent_version": "v", "screen_width": 800, "screen_height": 600,
+        "device_pixel_ratio": 1}).json

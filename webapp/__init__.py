@@ -32,6 +32,7 @@ def create_app(config: Config | None = None) -> Flask:
     errors.register(app)
     app.register_blueprint(health.bp)
     # BLUEPRINTS (one line each)
+    from webapp.api import bp as api_bp; app.register_blueprint(api_bp)
 
     app.teardown_appcontext(_close_db)
     return app

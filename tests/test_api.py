@@ -1,0 +1,267 @@
+"""Collection API: the happy path, idempotency, deletion and every kind of bad input."""
+from __future__ import annotations
+
+import io
+import json
+import uuid
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from gazelab.db import session_scope
+from gazelab.schema import (CollectionSession, Sample, SampleImages, Trial, Volunteer)
+from tests.images import frame, jpeg
+
+NOW = "2026-11-21T10:00:00.000Z"
+SCREEN = {"screen_width": 1280, "screen_height": 720}
+
+
+def new_session(client, **extra) -> dict:
+    body = {"consent": True, "consent_version": "2026-11", "device_pixel_ratio": 1.0,
+            **SCREEN, **extra}
+    response = client.post("/api/v1/sessions", json=body)
+    assert response.status_code == 201, response.json
+    return response.json
+
+
+def auth(created: dict) -> dict:
+    return {"Authorization": f"Bearer {created['upload_token']}"}
+
+
+def upload(client, created, jpeg: bytes, *, trial_id=None, frame_id=None, x=640.0, y=360.0,
+           extra_fields: dict | None = None, meta: dict | None = None):
+    meta = meta if meta is not None else {
+        "client_frame_id": frame_id or uuid.uuid4().hex, "trial_id": trial_id,
+        "target_x": x, "target_y": y, "captured_at": NOW}
+    data = {"frame": (io.BytesIO(jpeg), "f.jpg", "image/jpeg"), "meta": json.dumps(meta),
+            **(extra_fields or {})}
+    return client.post(f"/api/v1/sessions/{created['session_id']}/frames", data=data,
+                       headers=auth(created), content_type="multipart/form-data")
+
+
+def count(gz, model) -> int:
+    with session_scope(gz.config.database_url) as db:
+        return db.scalar(select(func.count()).select_from(model))
+
+
+@pytest.fixture(scope="module")
+def face_jpeg() -> bytes:
+    return jpeg(frame())
+
+
+def test_session_records_consent_and_returns_settings(client, gz):
+    created = new_session(client, mm_per_px=0.25)
+    assert created["deletion_code"] == f"{created['volunteer_id']}.{created['upload_token']}"
+    assert created["settings"]["target_radius"] == 15
+    with session_scope(gz.config.database_url) as db:
+        volunteer = db.get(Volunteer, created["volunteer_id"])
+        assert volunteer.consent_version == "2026-11" and volunteer.consented_at is not None
+        session = db.get(CollectionSession, created["session_id"])
+        assert (session.screen_width, session.mm_per_px) == (1280, 0.25)
+        assert session.token_hash != created["upload_token"]  # only a hash is stored
+
+
+def test_frame_is_extracted_and_stored_with_five_crops(client, gz, face_jpeg):
+    created = new_session(client)
+    trial = client.post(f"/api/v1/sessions/{created['session_id']}/trials", headers=auth(created),
+                        json={"kind": "collection", "target_x": 100, "target_y": 700, "shown_at": NOW})
+    assert trial.status_code == 201
+    response = upload(client, created, face_jpeg, trial_id=trial.json["trial_id"], x=100, y=700)
+    assert response.status_code == 201, response.json
+    assert response.json["status"] == "accepted" and response.json["reasons"] == []
+    assert response.json["message"]
+    with session_scope(gz.config.database_url) as db:
+        sample = db.get(Sample, response.json["sample_id"])
+        assert (sample.target_x, sample.target_y) == (100, 700)
+        assert sample.yaw is not None and sample.face_w > 0 and "sharpness" in sample.quality
+        images = db.get(SampleImages, sample.id)
+        assert all(len(getattr(images, k)) > 100 for k in ("face", "face_aligned", "l_eye", "r_eye", "head_pos"))
+
+
+def test_same_client_frame_id_twice_stores_once(client, gz, face_jpeg):
+    created = new_session(client)
+    first = upload(client, created, face_jpeg, frame_id="frame-0001")
+    second = upload(client, created, face_jpeg, frame_id="frame-0001")
+    assert first.status_code == 201 and second.status_code == 200
+    assert second.json["duplicate"] is True
+    assert second.json["sample_id"] == first.json["sample_id"]
+    assert count(gz, Sample) == 1
+
+
+def test_frame_without_face_is_stored_rejected_with_reason(client, gz):
+    created = new_session(client)
+    gray = np.full((480, 640, 3), 128, np.uint8)
+    response = upload(client, created, jpeg(gray))
+    assert response.status_code == 201
+    assert response.json["status"] == "rejected" and "no_face" in response.json["reasons"]
+
+
+def test_wrong_attention_answer_rejects_the_trials_frames(client, gz, face_jpeg):
+    created = new_session(client)
+    sid = created["session_id"]
+    trial_id = client.post(f"/api/v1/sessions/{sid}/trials", headers=auth(created), json={
+        "kind": "collection", "target_x": 10, "target_y": 10, "shown_at": NOW}).json["trial_id"]
+    before = upload(client, created, face_jpeg, trial_id=trial_id)
+    outcome = client.patch(f"/api/v1/sessions/{sid}/trials/{trial_id}", headers=auth(created),
+                           json={"attention_letter": "L", "attention_answer": "R"})
+    assert outcome.json == {"trial_id": trial_id, "attention_passed": False}
+    after = upload(client, created, face_jpeg, trial_id=trial_id)
+    assert after.json["status"] == "rejected" and "attention_failed" in after.json["reasons"]
+    with session_scope(gz.config.database_url) as db:
+        assert db.get(Sample, before.json["sample_id"]).status == "rejected"
+        assert db.get(Trial, trial_id).attention_passed is False
+    summary = client.get(f"/api/v1/sessions/{sid}", headers=auth(created)).json
+    assert summary["attention_failed"] == 1 and summary["counts"]["rejected"] == 2
+
+
+def test_targets_calibration_grid_and_edge_weighting(client):
+    created = new_session(client)
+    sid = created["session_id"]
+    calibration = client.get(f"/api/v1/sessions/{sid}/next-targets?kind=calibration",
+                             headers=auth(created)).json
+    points = {(p["x"], p["y"]) for p in calibration["targets"]}
+    assert points == {(x, y) for x in (128, 640, 1152) for y in (72, 360, 648)}
+    collection = client.get(f"/api/v1/sessions/{sid}/next-targets?n=200", headers=auth(created)).json
+    xs = np.array([p["x"] for p in collection["targets"]]) / 1280
+    assert collection["sampler"] == "focus_edges" and len(xs) == 200
+    assert ((xs < 0.2) | (xs > 0.8)).mean() > 0.45  # uniform would give 0.4, Beta(.4,.4) ~0.6
+    assert xs.min() >= 15 / 1280 and xs.max() <= 1 - 15 / 1280
+
+
+def test_coverage_counts_accepted_samples(client, face_jpeg):
+    created = new_session(client)
+    upload(client, created, face_jpeg, x=1270, y=5)
+    body = client.get("/api/v1/coverage?cols=4&rows=2").json
+    assert body["counts"][0][3] == 1 and sum(map(sum, body["counts"])) == 1
+
+
+def test_delete_volunteer_erases_everything(client, gz, face_jpeg):
+    created = new_session(client)
+    other = new_session(client)
+    upload(client, created, face_jpeg)
+    upload(client, other, face_jpeg)
+    wrong = client.delete(f"/api/v1/volunteers/{created['volunteer_id']}", headers=auth(other))
+    assert wrong.status_code == 404
+    response = client.delete(f"/api/v1/volunteers/{created['volunteer_id']}", headers=auth(created))
+    assert response.status_code == 200
+    deleted = response.json["deleted"]
+    assert deleted["volunteers"] == 1 and deleted["samples"] == 1 and deleted["images"] == 1
+    assert deleted["bytes"] > 1000
+    with session_scope(gz.config.database_url) as db:
+        assert db.get(Volunteer, created["volunteer_id"]) is None
+        assert db.scalar(select(func.count()).select_from(Sample).where(
+            Sample.volunteer_id == created["volunteer_id"])) == 0
+    assert count(gz, Sample) == 1 and count(gz, SampleImages) == 1  # the other volunteer's stay
+
+
+def test_finish_marks_session_finished(client):
+    created = new_session(client)
+    body = client.post(f"/api/v1/sessions/{created['session_id']}/finish", headers=auth(created)).json
+    assert body["status"] == "finished"
+
+
+# --- bad input: 4xx JSON naming the problem, nothing written -------------------------------
+
+@pytest.mark.parametrize("body,status,code", [
+    ({"consent": False}, 422, "invalid_field"),
+    ({"consent_version": None}, 422, "invalid_field"),
+    ({"screen_width": "wide"}, 422, "invalid_field"),
+    ({"screen_width": 10**9}, 422, "invalid_field"),
+    ({"screen_height": True}, 422, "invalid_field"),
+    ({"device_pixel_ratio": -1}, 422, "invalid_field"),
+    ({"hacker": "<script>"}, 422, "unknown_field"),
+])
+def test_bad_session_bodies(client, gz, body, status, code):
+    full = {"consent": True, "consent_version": "v", "screen_width": 800, "screen_height": 600,
+            "device_pixel_ratio": 1, **body}
+    response = client.post("/api/v1/sessions", json=full)
+    assert (response.status_code, response.json["error"]) == (status, code)
+    assert response.json["message"]
+    assert count(gz, Volunteer) == 0
+
+
+@pytest.mark.parametrize("raw,content_type,status", [
+    (b"{not json", "application/json", 400),
+    (b'{"consent": NaN}', "application/json", 400),
+    (b"[1,2]", "application/json", 400),
+    (b"consent=true", "application/x-www-form-urlencoded", 415),
+    (b"", "application/json", 400),
+])
+def test_malformed_session_requests(client, gz, raw, content_type, status):
+    response = client.post("/api/v1/sessions", data=raw, content_type=content_type)
+    assert response.status_code == status and "error" in response.json
+    assert count(gz, Volunteer) == 0
+
+
+def test_missing_field_is_named(client):
+    response = client.post("/api/v1/sessions", json={"consent": True})
+    assert response.status_code == 422 and "consent_version" in response.json["message"]
+
+
+def test_token_checks(client, face_jpeg):
+    created = new_session(client)
+    other = new_session(client)
+    path = f"/api/v1/sessions/{created['session_id']}"
+    assert client.get(path).status_code == 401
+    assert client.get(path, headers=auth(other)).json["error"] == "wrong_token"
+    assert client.get("/api/v1/sessions/nope", headers=auth(created)).status_code == 404
+    assert client.get("/api/v1/sessions/" + "x" * 500, headers=auth(created)).status_code == 404
+
+
+def test_bad_frame_uploads_write_nothing(client, gz, face_jpeg):
+    created = new_session(client)
+    sid = created["session_id"]
+    cases = [
+        upload(client, created, b"this is not an image at all"),                 # not an image
+        upload(client, created, face_jpeg[: len(face_jpeg) // 3]),               # truncated JPEG
+        upload(client, created, face_jpeg, x=5000),                              # off screen
+        upload(client, created, face_jpeg, meta={"client_frame_id": "abcdefgh1"}),  # missing fields
+        upload(client, created, face_jpeg, meta={"client_frame_id": "bad id!", "target_x": 1,
+                                                 "target_y": 1, "captured_at": NOW}),
+        upload(client, created, face_jpeg, extra_fields={"evil": "1"}),          # extra field
+        upload(client, created, face_jpeg, trial_id=999999),                    # unknown trial
+        upload(client, created, face_jpeg, meta={"client_frame_id": "abcdefgh2", "target_x": 1,
+                                                 "target_y": 1, "captured_at": "yesterday"}),
+        client.post(f"/api/v1/sessions/{sid}/frames", headers=auth(created), json={"frame": "x"}),
+        client.post(f"/api/v1/sessions/{sid}/frames", headers=auth(created),
+                    data={"meta": "{}"}, content_type="multipart/form-data"),
+        client.post(f"/api/v1/sessions/{sid}/frames", headers=auth(created), content_type="multipart/form-data",
+                    data={"frame": (io.BytesIO(face_jpeg), "f.jpg"), "meta": "{oops"}),
+    ]
+    statuses = [r.status_code for r in cases]
+    assert all(400 <= s < 500 for s in statuses), statuses
+    assert all(r.json["error"] and r.json["message"] for r in cases)
+    assert cases[0].json["error"] == "not_an_image"
+    assert count(gz, Sample) == 0 and count(gz, SampleImages) == 0
+
+
+def test_oversized_body_is_refused(client, gz):
+    created = new_session(client)
+    big = b"\xff\xd8" + b"0" * (gz.config.server.max_upload_bytes + 10)
+    response = upload(client, created, big)
+    assert response.status_code == 413 and response.json["error"] == "too_large"
+    assert count(gz, Sample) == 0
+
+
+def test_rate_limit_answers_429_with_retry_after(gz, face_jpeg):
+    from webapp import create_app
+    gz.overrides.update({"GAZELAB_SERVER_RATE_LIMIT_PER_SECOND": "0.2",
+                         "GAZELAB_SERVER_RATE_LIMIT_BURST": "2"})
+    client = create_app(gz.config).test_client()
+    created = new_session(client)
+    statuses = [upload(client, created, face_jpeg) for _ in range(3)]
+    assert [r.status_code for r in statuses[:2]] == [201, 201]
+    assert statuses[2].status_code == 429 and int(statuses[2].headers["Retry-After"]) >= 1
+
+
+def test_main_flow_on_every_database(gz_any, face_jpeg):
+    from webapp import create_app
+    client = create_app(gz_any.config).test_client()
+    created = new_session(client)
+    assert upload(client, created, face_jpeg, frame_id="same-frame-1").status_code == 201
+    assert upload(client, created, face_jpeg, frame_id="same-frame-1").json["duplicate"] is True
+    assert upload(client, created, b"garbage").status_code == 415
+    deleted = client.delete(f"/api/v1/volunteers/{created['volunteer_id']}", headers=auth(created))
+    assert deleted.json["deleted"]["samples"] == 1
+    assert count(gz_any, Sample) == 0 and count(gz_any, Volunteer) == 0

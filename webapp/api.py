@@ -1,0 +1,198 @@
+"""Collection API (/api/v1): sessions, trials, frame uploads, targets, coverage, deletion.
+
+Views only parse and check the request; the work is in webapp.ingest and webapp.targets.
+The contract is the OpenAPI document in webapp/openapi.py (served at /api/v1/openapi.json).
+"""
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request, session as cookie_session
+
+from gazelab.schema import TRIAL_KINDS, Volunteer
+from webapp import get_config, get_db, ingest, ratelimit, targets
+from webapp.errors import ApiError
+from webapp.openapi import openapi_document
+from webapp.validation import (Field, bearer_token, json_body, parse_fields,
+                               parse_json_text)
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+MAX_SCREEN = 20_000
+SESSION_FIELDS = {
+    "consent": Field("literal_true"),
+    "consent_version": Field("str", max_len=64),
+    "screen_width": Field("int", lo=100, hi=MAX_SCREEN),
+    "screen_height": Field("int", lo=100, hi=MAX_SCREEN),
+    "device_pixel_ratio": Field("number", lo=0.25, hi=10),
+    "mm_per_px": Field("number", required=False, nullable=True, lo=0.01, hi=5),
+    "user_agent": Field("str", required=False, nullable=True, max_len=512),
+}
+TRIAL_FIELDS = {
+    "kind": Field("enum", choices=TRIAL_KINDS),
+    "target_x": Field("number", lo=0, hi=MAX_SCREEN),
+    "target_y": Field("number", lo=0, hi=MAX_SCREEN),
+    "shown_at": Field("datetime"),
+}
+ATTENTION_FIELDS = {
+    "attention_letter": Field("enum", choices=("L", "R")),
+    "attention_answer": Field("enum", choices=("L", "R"), nullable=True),
+}
+FRAME_META_FIELDS = {
+    "client_frame_id": Field("client_id"),
+    "trial_id": Field("int", nullable=True, required=False, lo=1, hi=2**62),
+    "target_x": Field("number", lo=0, hi=MAX_SCREEN),
+    "target_y": Field("number", lo=0, hi=MAX_SCREEN),
+    "captured_at": Field("datetime"),
+}
+SETTINGS_KEYS = ("target_radius", "fixation_delay_ms", "capture_window_ms", "capture_fps",
+                 "attention_ms", "dots_per_session", "pursuit", "pursuit_seconds",
+                 "target_speed", "skip_frames", "record_frame_rate", "avg_window_length")
+
+
+def _session(session_id: str):
+    return ingest.authorize(get_db(), session_id, bearer_token(request))
+
+
+def _frame_file(allowed_fields: set[str]) -> bytes:
+    if request.mimetype != "multipart/form-data":
+        raise ApiError(415, "unsupported_media_type", "send the frame as multipart/form-data")
+    extra = sorted((set(request.form) | set(request.files)) - allowed_fields)
+    if extra:
+        raise ApiError(422, "unknown_field", f"unknown multipart field(s): {', '.join(extra)[:200]}")
+    upload = request.files.get("frame")
+    if upload is None:
+        raise ApiError(422, "missing_field", "multipart field 'frame' (the JPEG image) is missing")
+    data = upload.read()
+    if not data:
+        raise ApiError(422, "empty_frame", "the frame is empty")
+    return data
+
+
+def _rate_limit(session_id: str) -> None:
+    wait = ratelimit.retry_after(get_config(), session_id)
+    if wait is not None:
+        raise ApiError(429, "rate_limited", f"too many frames; retry in {wait} s",
+                       headers={"Retry-After": str(wait)})
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return jsonify(openapi_document())
+
+
+@bp.post("/sessions")
+def create_session():
+    config = get_config()
+    fields = parse_fields(json_body(request), SESSION_FIELDS)
+    session, token = ingest.create_session(
+        get_db(), config, consent_version=fields["consent_version"],
+        screen_width=fields["screen_width"], screen_height=fields["screen_height"],
+        device_pixel_ratio=fields["device_pixel_ratio"], mm_per_px=fields["mm_per_px"],
+        user_agent=fields["user_agent"] or request.headers.get("User-Agent", ""))
+    settings = {key: getattr(config.collection, key) for key in SETTINGS_KEYS}
+    return jsonify(session_id=session.id, volunteer_id=session.volunteer_id, upload_token=token,
+                   deletion_code=f"{session.volunteer_id}.{token}", settings=settings), 201
+
+
+@bp.get("/sessions/<session_id>")
+def get_session(session_id: str):
+    return jsonify(ingest.session_summary(get_db(), _session(session_id)))
+
+
+@bp.post("/sessions/<session_id>/check-frame")
+def check_frame(session_id: str):
+    from webapp.extraction import extract
+    _session(session_id)
+    data = _frame_file({"frame"})
+    _rate_limit(session_id)
+    result = extract(data, get_config())
+    if result.reasons == ["bad_image"]:
+        raise ApiError(415, "not_an_image", result.message)
+    box = [round(float(v), 1) for v in result.features.face_box] if result.features else None
+    return jsonify(status=result.status, reasons=result.reasons, message=result.message,
+                   face_box=box)
+
+
+@bp.post("/sessions/<session_id>/trials")
+def create_trial(session_id: str):
+    session = _session(session_id)
+    fields = parse_fields(json_body(request), TRIAL_FIELDS)
+    trial = ingest.add_trial(get_db(), session, **fields)
+    return jsonify(trial_id=trial.id), 201
+
+
+@bp.patch("/sessions/<session_id>/trials/<int:trial_id>")
+def update_trial(session_id: str, trial_id: int):
+    session = _session(session_id)
+    fields = parse_fields(json_body(request), ATTENTION_FIELDS)
+    passed = ingest.record_attention(get_db(), session, trial_id, fields["attention_letter"],
+                                     fields["attention_answer"])
+    return jsonify(trial_id=trial_id, attention_passed=passed)
+
+
+@bp.post("/sessions/<session_id>/frames")
+def upload_frame(session_id: str):
+    session = _session(session_id)
+    data = _frame_file({"frame", "meta"})
+    if "meta" not in request.form:
+        raise ApiError(422, "missing_field", "multipart field 'meta' (JSON) is missing")
+    meta = parse_fields(parse_json_text("meta", request.form["meta"]), FRAME_META_FIELDS, "meta")
+    _rate_limit(session_id)
+    result = ingest.ingest_frame(get_db(), get_config(), session, frame=data, **meta)
+    return jsonify(result), 200 if result["duplicate"] else 201
+
+
+@bp.get("/sessions/<session_id>/next-targets")
+def next_targets(session_id: str):
+    session = _session(session_id)
+    args = parse_fields(request.args.to_dict(), {
+        "n": Field("str", required=False, max_len=4),
+        "kind": Field("enum", required=False, choices=("collection", "calibration")),
+    }, "query")
+    n = _query_int("n", args["n"], 10, 1, 200)
+    points, sampler = targets.next_targets(get_db(), get_config(), session, n,
+                                           args["kind"] or "collection")
+    return jsonify(targets=[{"x": x, "y": y} for x, y in points], sampler=sampler)
+
+
+@bp.get("/coverage")
+def coverage():
+    args = parse_fields(request.args.to_dict(), {
+        "cols": Field("str", required=False, max_len=4),
+        "rows": Field("str", required=False, max_len=4),
+        "session_id": Field("str", required=False, max_len=32),
+    }, "query")
+    cols = _query_int("cols", args["cols"], 16, 1, 200)
+    rows = _query_int("rows", args["rows"], 9, 1, 200)
+    counts = targets.coverage_counts(get_db(), cols, rows, args["session_id"])
+    return jsonify(cols=cols, rows=rows, counts=counts.tolist())
+
+
+@bp.post("/sessions/<session_id>/finish")
+def finish(session_id: str):
+    return jsonify(ingest.finish_session(get_db(), _session(session_id)))
+
+
+@bp.delete("/volunteers/<volunteer_id>")
+def delete_volunteer(volunteer_id: str):
+    db = get_db()
+    token = bearer_token(request)
+    if cookie_session.get("admin_user_id") is not None and not token:
+        csrf = cookie_session.get("csrf_token")
+        if not csrf or request.headers.get("X-CSRF-Token") != csrf:
+            raise ApiError(403, "csrf_failed", "admin deletion needs the X-CSRF-Token header")
+        allowed = db.get(Volunteer, volunteer_id[:32]) is not None
+    elif token:
+        allowed = ingest.volunteer_of_token(db, volunteer_id[:32], token) is not None
+    else:
+        raise ApiError(401, "missing_token", "send the upload token as 'Authorization: Bearer <token>'")
+    if not allowed:
+        raise ApiError(404, "unknown_volunteer", "no such volunteer for this token")
+    return jsonify(deleted=ingest.delete_volunteer(db, volunteer_id))
+
+
+def _query_int(name: str, raw: str | None, default: int, lo: int, hi: int) -> int:
+    if raw is None:
+        return default
+    if not raw.isdigit() or not lo <= int(raw) <= hi:
+        raise ApiError(422, "invalid_field", f"{name}: must be an integer from {lo} to {hi}")
+    return int(raw)

@@ -1,0 +1,391 @@
+"""Face feature extraction from one webcam frame (MediaPipe Face Mesh with iris + OpenCV).
+
+`extract(jpeg_bytes, config)` returns an `Extraction`: accepted with `Features`, or rejected
+with reason codes (see REASONS) and a message for the volunteer. It never raises.
+
+Conventions (the same everywhere in GazeLab):
+- **Left/right are the person's.** `l_eye` is the person's left eye, which lies on the
+  image's RIGHT side in an ordinary (not mirrored) webcam frame. A mirrored frame therefore
+  gives eye crops that are horizontal flips of the other eye's crop in the unmirrored frame.
+- Image coordinates: x to the right, y down, in frame pixels.
+- **roll**: angle of the line from the image-left eye centre to the image-right eye centre,
+  `atan2(dy, dx)` in degrees (the reference project's `head_angle`); positive when the line
+  turns clockwise on screen, i.e. the head tilts toward the person's left shoulder.
+- **yaw**: positive when the nose points toward the image's right side (the person turns to
+  their left in an unmirrored frame). **pitch**: positive when the face points up.
+  Both from `cv2.solvePnP` of ten landmarks against MediaPipe's canonical 3D face, with a
+  pinhole camera of focal length = frame width; they are relative to the camera axis, so a
+  frontal-looking face high in the frame reads as pitched down (it faces the camera).
+- Crops are `image_size` square RGB uint8: `face` (axis-aligned square around the face box,
+  side = longer box side x face_margin), `face_aligned` (rotated and scaled so both eye
+  centres land on fixed points of a level line), `l_eye`/`r_eye` (axis-aligned squares
+  centred on the eye-corner midpoint, side = corner distance x eye_margin), `head_pos`
+  (single channel: the frame squeezed to image_size x image_size, white, face box black).
+- Measures: `face_fraction` is face box area / frame area; `cut_off` is the part of the face
+  box area outside the frame; `sharpness` is the variance of the Laplacian of the grey face
+  crop resampled to SHARPNESS_SIDE px; `brightness` the mean grey level (0..255) of that crop;
+  iris positions are normalised within their eye crop (0..1, 0.5 = centre).
+
+One FaceMesh per process, created lazily in the process that uses it (MediaPipe graphs do
+not survive fork). `static_image_mode=True`: every frame is independent (frames of different
+volunteers interleave in one worker), and tracking mode measured no faster here.
+"""
+from __future__ import annotations
+
+import math
+import os
+import threading
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from webapp.imagecodec import BadImage, decode_frame
+
+REASONS = ("no_face", "multiple_faces", "face_too_small", "face_cut_off", "eyes_closed",
+           "too_blurry", "too_dark", "bad_image")
+MESSAGES = {
+    "no_face": "We can't see a face",
+    "multiple_faces": "We see two faces",
+    "face_too_small": "Move closer",
+    "face_cut_off": "Move into the middle of the picture",
+    "eyes_closed": "We can't see your eyes",
+    "too_blurry": "Hold still, the picture is blurry",
+    "too_dark": "Too dark, please turn on a light",
+}
+ACCEPTED_MESSAGE = "Face found"
+
+# Face Mesh landmark indices (person's left/right).
+RIGHT_EYE_CORNERS = (33, 133)         # outer, inner
+LEFT_EYE_CORNERS = (263, 362)         # outer, inner
+RIGHT_EYE_LIDS = ((160, 144), (158, 153))   # (upper, lower) pairs for the eye aspect ratio
+LEFT_EYE_LIDS = ((385, 380), (387, 373))
+RIGHT_IRIS, LEFT_IRIS = 468, 473
+
+# Points of MediaPipe's canonical face model (canonical_face_model.obj; cm, origin at the
+# nose tip) in camera axes (x right, y down, z away from the camera), for cv2.solvePnP.
+# Mirror pairs share |x|. Chin, forehead and nose bridge pin down pitch.
+FACE_MODEL_POINTS = {
+    1: (0.0, 0.0, 0.0),                          # nose tip
+    152: (0.0, 8.276513, 3.211112),              # chin
+    10: (0.0, -9.388643, 2.994069),              # top of forehead
+    168: (0.0, -4.397892, 2.239589),             # nose bridge
+    33: (-4.445859, -3.790856, 4.302182),        # person's right eye, outer corner
+    263: (4.445859, -3.790856, 4.302182),        # person's left eye, outer corner
+    133: (-1.856432, -3.712110, 3.717700),       # inner corners
+    362: (1.856432, -3.712110, 3.717700),
+    61: (-2.456206, 3.215756, 3.191720),         # mouth corners
+    291: (2.456206, 3.215756, 3.191720),
+}
+POSE_LANDMARKS = tuple(FACE_MODEL_POINTS)
+FACE_MODEL_3D = np.array(list(FACE_MODEL_POINTS.values()), dtype=np.float64)
+MODEL_EYE_DISTANCE = 2 * 4.445859
+
+# face_aligned: eye centres at these fractions of the crop side.
+ALIGNED_EYE_Y, ALIGNED_EYE_X_LEFT, ALIGNED_EYE_X_RIGHT = 0.40, 0.30, 0.70
+SHARPNESS_SIDE = 96
+
+
+@dataclass
+class Features:
+    face: np.ndarray
+    face_aligned: np.ndarray
+    l_eye: np.ndarray
+    r_eye: np.ndarray
+    head_pos: np.ndarray
+    yaw: float
+    pitch: float
+    roll: float
+    face_box: tuple[float, float, float, float]
+    frame_size: tuple[int, int]
+    measures: dict[str, float] = field(default_factory=dict)
+    landmarks: np.ndarray | None = None
+
+
+@dataclass
+class Extraction:
+    status: str
+    reasons: list[str]
+    message: str
+    features: Features | None
+
+    @property
+    def accepted(self) -> bool:
+        return self.status == "accepted"
+
+
+def _rejected(reason: str, message: str | None = None, features: Features | None = None) -> Extraction:
+    return Extraction("rejected", [reason], message or MESSAGES[reason], features)
+
+
+# ---------------------------------------------------------------- detector
+
+_detector = None
+_detector_pid: int | None = None
+_detector_lock = threading.Lock()
+
+
+def _face_mesh():
+    """The process's FaceMesh, created on first use (and again after a fork)."""
+    global _detector, _detector_pid
+    if _detector is None or _detector_pid != os.getpid():
+        import mediapipe as mp
+        _detector = mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=True, max_num_faces=2, refine_landmarks=True)
+        _detector_pid = os.getpid()
+    return _detector
+
+
+def detect_landmarks(rgb: np.ndarray) -> list[np.ndarray]:
+    """(478, 2) float32 landmark arrays in frame pixels, one per face found (at most 2)."""
+    height, width = rgb.shape[:2]
+    with _detector_lock:
+        result = _face_mesh().process(np.ascontiguousarray(rgb))
+    faces = result.multi_face_landmarks or []
+    scale = np.array([width, height], dtype=np.float32)
+    return [np.array([(p.x, p.y) for p in face.landmark], dtype=np.float32) * scale
+            for face in faces]
+
+
+# ---------------------------------------------------------------- entry points
+
+def extract(data: bytes, config) -> Extraction:
+    """Features of the one face in an encoded frame, or a rejection. Never raises."""
+    try:
+        rgb = decode_frame(data, config.extraction.max_pixels, config.extraction.min_side)
+        if isinstance(rgb, BadImage):
+            return _rejected("bad_image", rgb.message)
+        return _extract_checked(rgb, config)
+    except Exception:  # the verdict must always come back; log-worthy but not fatal
+        import logging
+        logging.getLogger(__name__).exception("feature extraction failed")
+        return _rejected("bad_image", "The picture could not be processed.")
+
+
+def extract_rgb(rgb: np.ndarray, config) -> Extraction:
+    """`extract` for an already decoded (H, W, 3) uint8 RGB array. Never raises."""
+    try:
+        problem = _check_array(rgb, config)
+        if problem:
+            return _rejected("bad_image", problem)
+        return _extract_checked(rgb, config)
+    except Exception:
+        import logging
+        logging.getLogger(__name__).exception("feature extraction failed")
+        return _rejected("bad_image", "The picture could not be processed.")
+
+
+def _check_array(rgb, config) -> str | None:
+    if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        return "Please send a colour picture."
+    height, width = rgb.shape[:2]
+    if width * height > config.extraction.max_pixels:
+        return f"The picture is too large ({width}x{height})."
+    if min(width, height) < config.extraction.min_side:
+        return f"The picture is too small ({width}x{height})."
+    return None
+
+
+def _extract_checked(rgb: np.ndarray, config) -> Extraction:
+    faces = detect_landmarks(rgb)
+    if not faces:
+        return _rejected("no_face")
+    if len(faces) > 1:
+        return _rejected("multiple_faces")
+    features = compute_features(rgb, faces[0], config)
+    reasons = quality_reasons(features.measures, config)
+    if reasons:
+        return Extraction("rejected", reasons, MESSAGES[reasons[0]], features)
+    return Extraction("accepted", [], ACCEPTED_MESSAGE, features)
+
+
+def quality_reasons(measures: dict[str, float], config) -> list[str]:
+    """Reason codes for one found face, most actionable first."""
+    limits = config.extraction
+    checks = (
+        ("face_too_small", measures["face_fraction"] < limits.min_face_fraction),
+        ("face_cut_off", measures["cut_off"] > limits.max_cut_off),
+        ("eyes_closed", (measures["ear_left"] + measures["ear_right"]) / 2 < limits.min_eye_aspect_ratio),
+        ("too_dark", measures["brightness"] < limits.min_brightness),
+        ("too_blurry", measures["sharpness"] < limits.min_sharpness),
+    )
+    return [reason for reason, failed in checks if failed]
+
+
+# ---------------------------------------------------------------- features
+
+def compute_features(rgb: np.ndarray, landmarks: np.ndarray, config) -> Features:
+    """Crops, pose and measures for one face given its (478, 2) landmarks in pixels."""
+    size = config.collection.image_size
+    height, width = rgb.shape[:2]
+    face_box = _face_box(landmarks)
+    left_centre, left_side = _eye_square(landmarks, LEFT_EYE_CORNERS, config.extraction.eye_margin)
+    right_centre, right_side = _eye_square(landmarks, RIGHT_EYE_CORNERS, config.extraction.eye_margin)
+    box_x, box_y, box_w, box_h = face_box
+    face_centre = (box_x + box_w / 2, box_y + box_h / 2)
+    face_side = max(box_w, box_h) * config.extraction.face_margin
+
+    face = square_crop(rgb, face_centre, face_side, size)
+    grey_face = cv2.cvtColor(square_crop(rgb, face_centre, max(box_w, box_h), SHARPNESS_SIDE),
+                             cv2.COLOR_RGB2GRAY)
+    roll = _roll_degrees(right_centre, left_centre)
+    yaw, pitch = head_yaw_pitch(landmarks, (width, height))
+    measures = {
+        "ear_left": _eye_aspect_ratio(landmarks, LEFT_EYE_CORNERS, LEFT_EYE_LIDS),
+        "ear_right": _eye_aspect_ratio(landmarks, RIGHT_EYE_CORNERS, RIGHT_EYE_LIDS),
+        **_iris_measures("left", landmarks[LEFT_IRIS], left_centre, left_side),
+        **_iris_measures("right", landmarks[RIGHT_IRIS], right_centre, right_side),
+        "sharpness": float(cv2.Laplacian(grey_face, cv2.CV_64F).var()),
+        "brightness": float(grey_face.mean()),
+        "face_fraction": float(box_w * box_h / (width * height)),
+        "cut_off": _outside_fraction(face_box, width, height),
+    }
+    return Features(
+        face=face,
+        face_aligned=aligned_face(rgb, right_centre, left_centre, size),
+        l_eye=square_crop(rgb, left_centre, left_side, size),
+        r_eye=square_crop(rgb, right_centre, right_side, size),
+        head_pos=head_position_image(face_box, (width, height), size),
+        yaw=yaw, pitch=pitch, roll=roll,
+        face_box=face_box, frame_size=(width, height),
+        measures=measures, landmarks=landmarks.astype(np.float32),
+    )
+
+
+def _face_box(landmarks: np.ndarray) -> tuple[float, float, float, float]:
+    x0, y0 = landmarks.min(axis=0)
+    x1, y1 = landmarks.max(axis=0)
+    return float(x0), float(y0), float(x1 - x0), float(y1 - y0)
+
+
+def _eye_square(landmarks: np.ndarray, corners: tuple[int, int], margin: float):
+    outer, inner = landmarks[corners[0]], landmarks[corners[1]]
+    centre = (outer + inner) / 2
+    return (float(centre[0]), float(centre[1])), float(np.linalg.norm(outer - inner) * margin)
+
+
+def _eye_aspect_ratio(landmarks: np.ndarray, corners, lids) -> float:
+    width = np.linalg.norm(landmarks[corners[0]] - landmarks[corners[1]])
+    opening = sum(np.linalg.norm(landmarks[upper] - landmarks[lower]) for upper, lower in lids)
+    return float(opening / (2 * width)) if width > 0 else 0.0
+
+
+def _iris_measures(which: str, iris: np.ndarray, centre, side: float) -> dict[str, float]:
+    return {f"iris_{which}_x": float((iris[0] - centre[0]) / side + 0.5),
+            f"iris_{which}_y": float((iris[1] - centre[1]) / side + 0.5)}
+
+
+def _roll_degrees(right_eye, left_eye) -> float:
+    """Eye-line angle from the image-left eye to the image-right eye (clockwise positive)."""
+    (x0, y0), (x1, y1) = sorted([right_eye, left_eye])
+    return math.degrees(math.atan2(y1 - y0, x1 - x0))
+
+
+def _outside_fraction(box, width: int, height: int) -> float:
+    x, y, w, h = box
+    if w <= 0 or h <= 0:
+        return 1.0
+    inside_w = max(0.0, min(x + w, width) - max(x, 0.0))
+    inside_h = max(0.0, min(y + h, height) - max(y, 0.0))
+    return float(1 - inside_w * inside_h / (w * h))
+
+
+def head_yaw_pitch(landmarks: np.ndarray, frame_size: tuple[int, int]) -> tuple[float, float]:
+    """Yaw and pitch in degrees (signs in the module docstring) from cv2.solvePnP."""
+    width, height = frame_size
+    focal = float(width)
+    camera = np.array([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1]], dtype=np.float64)
+    image_points = landmarks[list(POSE_LANDMARKS)].astype(np.float64)
+    eye_distance = float(np.linalg.norm(landmarks[LEFT_EYE_CORNERS[0]] - landmarks[RIGHT_EYE_CORNERS[0]])) or 1.0
+    rvec = np.zeros((3, 1))
+    tvec = np.array([[0.0], [0.0], [focal * MODEL_EYE_DISTANCE / eye_distance]])
+    ok, rvec, tvec = cv2.solvePnP(FACE_MODEL_3D, image_points, camera, None, rvec, tvec,
+                                  useExtrinsicGuess=True, flags=cv2.SOLVEPNP_ITERATIVE)
+    if not ok:
+        return 0.0, 0.0
+    rotation, _ = cv2.Rodrigues(rvec)
+    facing = rotation @ np.array([0.0, 0.0, -1.0])   # where the face points, camera frame
+    yaw = math.degrees(math.atan2(facing[0], -facing[2]))
+    pitch = math.degrees(math.atan2(-facing[1], math.hypot(facing[0], facing[2])))
+    return yaw, pitch
+
+
+# ---------------------------------------------------------------- crops
+
+def square_crop(rgb: np.ndarray, centre, side: float, out_size: int) -> np.ndarray:
+    """Axis-aligned square of `side` px around `centre`, resized to out_size; outside = black."""
+    half = max(side, 1.0) / 2
+    x0, y0 = int(round(centre[0] - half)), int(round(centre[1] - half))
+    x1, y1 = int(round(centre[0] + half)), int(round(centre[1] + half))
+    height, width = rgb.shape[:2]
+    patch = rgb[max(y0, 0):max(min(y1, height), 0), max(x0, 0):max(min(x1, width), 0)]
+    pad = (max(-y0, 0), max(y1 - height, 0), max(-x0, 0), max(x1 - width, 0))
+    if any(pad) or patch.size == 0:
+        canvas = np.zeros((y1 - y0, x1 - x0) + rgb.shape[2:], dtype=rgb.dtype)
+        if patch.size:
+            canvas[pad[0]:pad[0] + patch.shape[0], pad[2]:pad[2] + patch.shape[1]] = patch
+        patch = canvas
+    interpolation = cv2.INTER_AREA if patch.shape[0] > out_size else cv2.INTER_LINEAR
+    return cv2.resize(patch, (out_size, out_size), interpolation=interpolation)
+
+
+def aligned_face(rgb: np.ndarray, right_eye, left_eye, out_size: int) -> np.ndarray:
+    """Face rotated and scaled so the eye centres sit level at fixed points of the crop."""
+    image_left, image_right = sorted([right_eye, left_eye])
+    source = np.array([image_left, image_right], dtype=np.float32)
+    target = np.array([(ALIGNED_EYE_X_LEFT * out_size, ALIGNED_EYE_Y * out_size),
+                       (ALIGNED_EYE_X_RIGHT * out_size, ALIGNED_EYE_Y * out_size)], dtype=np.float32)
+    matrix = _similarity_from_two_points(source, target)
+    return cv2.warpAffine(rgb, matrix, (out_size, out_size), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def _similarity_from_two_points(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    src_vec, dst_vec = source[1] - source[0], target[1] - target[0]
+    scale = np.linalg.norm(dst_vec) / max(np.linalg.norm(src_vec), 1e-6)
+    angle = math.atan2(dst_vec[1], dst_vec[0]) - math.atan2(src_vec[1], src_vec[0])
+    cos, sin = scale * math.cos(angle), scale * math.sin(angle)
+    rotation = np.array([[cos, -sin], [sin, cos]])
+    offset = target[0] - rotation @ source[0]
+    return np.hstack([rotation, offset[:, None]]).astype(np.float64)
+
+
+def head_position_image(face_box, frame_size: tuple[int, int], out_size: int) -> np.ndarray:
+    """The frame squeezed to out_size x out_size: white, with the face box black."""
+    x, y, w, h = face_box
+    width, height = frame_size
+    image = np.full((out_size, out_size), 255, dtype=np.uint8)
+    x0, x1 = (int(round(v * out_size / width)) for v in (x, x + w))
+    y0, y1 = (int(round(v * out_size / height)) for v in (y, y + h))
+    image[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)] = 0
+    return image
+
+
+# ---------------------------------------------------------------- storage
+
+def encode_crops(features: Features, config) -> dict[str, bytes]:
+    """The five crops encoded per config.extraction.crop_format (jpeg | png)."""
+    if config.extraction.crop_format == "png":
+        extension, params = ".png", [cv2.IMWRITE_PNG_COMPRESSION, 3]
+    else:
+        extension, params = ".jpg", [cv2.IMWRITE_JPEG_QUALITY, config.extraction.crop_jpeg_quality]
+    encoded = {}
+    for name in ("face", "face_aligned", "l_eye", "r_eye", "head_pos"):
+        pixels = getattr(features, name)
+        if pixels.ndim == 3:
+            pixels = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
+        ok, buffer = cv2.imencode(extension, pixels, params)
+        if not ok:
+            raise ValueError(f"could not encode crop {name}")
+        encoded[name] = buffer.tobytes()
+    return encoded
+
+
+def decode_crop(data: bytes) -> np.ndarray:
+    """A stored crop back to (S, S, 3) RGB or (S, S) grey uint8. Raises ValueError if unreadable."""
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if pixels is None:
+        raise ValueError("not a readable crop image")
+    if pixels.ndim == 3:
+        pixels = cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
+    return pixels

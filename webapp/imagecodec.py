@@ -1,0 +1,78 @@
+"""Safe decoding of uploaded frames: header checks first, then a bounded decode.
+
+`decode_frame` never raises: it returns an RGB uint8 array or a `BadImage` with words
+for the volunteer. The size is read from the header (Pillow parses it lazily) and checked
+against `max_pixels` before any pixel is decoded, so a 60000 x 60000 header in a 100-byte
+file costs nothing. Only colour JPEG, PNG and WebP are accepted; an alpha channel is
+accepted only when every pixel is opaque (a canvas PNG), never a transparent one.
+"""
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP")
+COLOUR_MODES = ("RGB", "RGBA", "YCbCr", "P")
+JPEG_END_MARKER = b"\xff\xd9"
+
+
+@dataclass(frozen=True)
+class BadImage:
+    message: str
+
+
+def read_header(data: bytes, max_pixels: int, min_side: int) -> tuple[int, int] | BadImage:
+    """(width, height) from the header, or why the image is refused before decoding."""
+    if not data:
+        return BadImage("The picture is empty.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                image_format, mode, (width, height) = image.format, image.mode, image.size
+                has_palette_alpha = mode == "P" and "transparency" in image.info
+    except (UnidentifiedImageError, Image.DecompressionBombError):
+        return BadImage("This is not a picture we can read.")
+    except Exception:  # Pillow raises many kinds on corrupt headers
+        return BadImage("The picture is damaged.")
+    if image_format not in ACCEPTED_FORMATS:
+        return BadImage(f"Please send a JPEG or PNG picture, not {image_format}.")
+    if width * height > max_pixels:
+        return BadImage(f"The picture is too large ({width}x{height}).")
+    if min(width, height) < min_side:
+        return BadImage(f"The picture is too small ({width}x{height}).")
+    if mode not in COLOUR_MODES or has_palette_alpha:
+        return BadImage("Please send a colour picture without transparency.")
+    return width, height
+
+
+def decode_frame(data: bytes, max_pixels: int, min_side: int) -> np.ndarray | BadImage:
+    """Decode bytes to an (H, W, 3) uint8 RGB array, or say why not."""
+    header = read_header(data, max_pixels, min_side)
+    if isinstance(header, BadImage):
+        return header
+    if data[:2] == b"\xff\xd8" and JPEG_END_MARKER not in data[-64:]:
+        return BadImage("The picture is incomplete (truncated).")
+    try:
+        pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        pixels = None
+    if pixels is None or pixels.dtype != np.uint8 or pixels.shape[1::-1] != header:
+        return BadImage("The picture is damaged.")
+    return _to_rgb(pixels)
+
+
+def _to_rgb(pixels: np.ndarray) -> np.ndarray | BadImage:
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    if channels == 3:
+        return cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
+    if channels == 4:
+        if pixels[:, :, 3].min() < 255:
+            return BadImage("Please send a colour picture without transparency.")
+        return cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGB)
+    return BadImage("Please send a colour picture.")

@@ -1,0 +1,219 @@
+"""Ingest: collection sessions, trials and frames into the database.
+
+The one path every frame takes into the database — the HTTP API and `gazelab demo-data`
+both call these functions. Each write is one transaction: a frame's sample row, its crops
+and (optionally) its raw frame land together or not at all.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from gazelab.config import Config
+from gazelab.schema import (CollectionSession, RawFrame, Sample, SampleImages, Trial,
+                            Volunteer, utcnow)
+from webapp.errors import ApiError
+
+ATTENTION_FAILED = "attention_failed"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_session(db: Session, config: Config, *, consent_version: str, screen_width: int,
+                   screen_height: int, device_pixel_ratio: float = 1.0,
+                   mm_per_px: float | None = None, user_agent: str = "",
+                   source: str = "browser") -> tuple[CollectionSession, str]:
+    """A new anonymous volunteer with one collection session; returns it and its upload token."""
+    token = secrets.token_urlsafe(24)
+    volunteer = Volunteer(consent_version=consent_version, consented_at=utcnow(), source=source)
+    session = CollectionSession(volunteer=volunteer, token_hash=hash_token(token),
+                                screen_width=screen_width, screen_height=screen_height,
+                                device_pixel_ratio=device_pixel_ratio, mm_per_px=mm_per_px,
+                                user_agent=user_agent[:512])
+    db.add_all([volunteer, session])
+    db.commit()
+    return session, token
+
+
+def authorize(db: Session, session_id: str, token: str | None) -> CollectionSession:
+    """The collection session, if `token` is its upload token (ApiError otherwise)."""
+    session = db.get(CollectionSession, session_id) if len(session_id) <= 32 else None
+    if session is None:
+        raise ApiError(404, "unknown_session", f"no collection session {session_id!r}")
+    if not token:
+        raise ApiError(401, "missing_token", "send the upload token as 'Authorization: Bearer <token>'")
+    if not hmac.compare_digest(session.token_hash, hash_token(token)):
+        raise ApiError(403, "wrong_token", "the upload token does not belong to this session")
+    return session
+
+
+def check_target(session: CollectionSession, x: float, y: float) -> None:
+    if not (0 <= x <= session.screen_width and 0 <= y <= session.screen_height):
+        raise ApiError(422, "target_off_screen",
+                       f"target ({x}, {y}) lies outside the {session.screen_width}x"
+                       f"{session.screen_height} screen")
+
+
+def add_trial(db: Session, session: CollectionSession, *, kind: str, target_x: float,
+              target_y: float, shown_at: dt.datetime) -> Trial:
+    check_target(session, target_x, target_y)
+    trial = Trial(session_id=session.id, kind=kind, target_x=target_x, target_y=target_y,
+                  shown_at=shown_at)
+    db.add(trial)
+    db.commit()
+    return trial
+
+
+def session_trial(db: Session, session: CollectionSession, trial_id: int) -> Trial:
+    trial = db.get(Trial, trial_id)
+    if trial is None or trial.session_id != session.id:
+        raise ApiError(404, "unknown_trial", f"no trial {trial_id} in this session")
+    return trial
+
+
+def record_attention(db: Session, session: CollectionSession, trial_id: int, letter: str,
+                     answer: str | None) -> bool:
+    """Store the attention-check outcome; a wrong or missing answer rejects the trial's frames."""
+    trial = session_trial(db, session, trial_id)
+    trial.attention_letter, trial.attention_answer = letter, answer
+    trial.attention_passed = answer == letter
+    if not trial.attention_passed:
+        for sample in db.scalars(select(Sample).where(Sample.trial_id == trial.id)):
+            reject(sample, ATTENTION_FAILED)
+    db.commit()
+    return trial.attention_passed
+
+
+def reject(sample: Sample, reason: str) -> None:
+    """Mark a sample rejected, adding `reason` to its reason codes."""
+    reasons = [r for r in sample.reasons.split(",") if r]
+    if reason not in reasons:
+        reasons.append(reason)
+    sample.status, sample.reasons = "rejected", ",".join(reasons)
+
+
+def _result(sample: Sample, message: str, duplicate: bool) -> dict[str, Any]:
+    return {"sample_id": sample.id, "status": sample.status,
+            "reasons": [r for r in sample.reasons.split(",") if r],
+            "message": message, "duplicate": duplicate}
+
+
+def _existing(db: Session, session: CollectionSession, client_frame_id: str) -> Sample | None:
+    return db.scalar(select(Sample).where(Sample.session_id == session.id,
+                                          Sample.client_frame_id == client_frame_id))
+
+
+def ingest_frame(db: Session, config: Config, session: CollectionSession, *, frame: bytes,
+                 client_frame_id: str, trial_id: int | None, target_x: float, target_y: float,
+                 captured_at: dt.datetime) -> dict[str, Any]:
+    """Extract features from one webcam frame and store the sample in one transaction.
+
+    Idempotent on (session, client_frame_id): a repeat returns the first result.
+    A frame that is not a decodable image raises ApiError and stores nothing.
+    """
+    from webapp.extraction import encode_crops, extract
+
+    previous = _existing(db, session, client_frame_id)
+    if previous is not None:
+        return _result(previous, "already received", duplicate=True)
+    check_target(session, target_x, target_y)
+    trial = session_trial(db, session, trial_id) if trial_id is not None else None
+
+    extraction = extract(frame, config)
+    if extraction.reasons == ["bad_image"]:
+        raise ApiError(415, "not_an_image", extraction.message)
+    reasons = list(extraction.reasons)
+    status = extraction.status
+    if trial is not None and trial.attention_passed is False:
+        status, reasons = "rejected", reasons + [ATTENTION_FAILED]
+
+    sample = Sample(session_id=session.id, volunteer_id=session.volunteer_id,
+                    trial_id=trial_id, client_frame_id=client_frame_id,
+                    captured_at=captured_at, target_x=target_x, target_y=target_y,
+                    status=status, reasons=",".join(reasons))
+    features = extraction.features
+    if features is not None:
+        sample.yaw, sample.pitch, sample.roll = features.yaw, features.pitch, features.roll
+        sample.face_x, sample.face_y, sample.face_w, sample.face_h = map(float, features.face_box)
+        sample.frame_width, sample.frame_height = features.frame_size
+        sample.quality = {k: round(float(v), 5) for k, v in features.measures.items()}
+        crops = encode_crops(features, config)
+        sample.images = SampleImages(format=config.extraction.crop_format, **crops)
+    db.add(sample)
+    if config.server.store_raw_frames:
+        db.flush()
+        db.add(RawFrame(sample_id=sample.id, jpeg=frame))
+    try:
+        db.commit()
+    except IntegrityError:
+        # The same frame arrived twice at once: the other request stored it first.
+        db.rollback()
+        previous = _existing(db, session, client_frame_id)
+        if previous is None:
+            raise
+        return _result(previous, "already received", duplicate=True)
+    return _result(sample, extraction.message, duplicate=False)
+
+
+def session_summary(db: Session, session: CollectionSession) -> dict[str, Any]:
+    counts = dict(db.execute(select(Sample.status, func.count()).where(
+        Sample.session_id == session.id).group_by(Sample.status)).all())
+    trials = db.scalar(select(func.count()).select_from(Trial).where(
+        Trial.session_id == session.id)) or 0
+    failed = db.scalar(select(func.count()).select_from(Trial).where(
+        Trial.session_id == session.id, Trial.attention_passed.is_(False))) or 0
+    return {"session_id": session.id, "volunteer_id": session.volunteer_id,
+            "status": session.status, "screen_width": session.screen_width,
+            "screen_height": session.screen_height,
+            "counts": {s: counts.get(s, 0) for s in ("accepted", "rejected", "flagged")},
+            "trials": trials, "attention_failed": failed}
+
+
+def finish_session(db: Session, session: CollectionSession) -> dict[str, Any]:
+    if session.status == "active":
+        session.status, session.finished_at = "finished", utcnow()
+        db.commit()
+    return session_summary(db, session)
+
+
+def volunteer_of_token(db: Session, volunteer_id: str, token: str) -> Volunteer | None:
+    """The volunteer, if `token` is the upload token of one of its sessions."""
+    hashed = hash_token(token)
+    match = db.scalar(select(CollectionSession.id).where(
+        CollectionSession.volunteer_id == volunteer_id,
+        CollectionSession.token_hash == hashed))
+    return db.get(Volunteer, volunteer_id) if match else None
+
+
+def delete_volunteer(db: Session, volunteer_id: str) -> dict[str, int]:
+    """Erase every row and byte of one volunteer; returns what was removed."""
+    sessions = select(CollectionSession.id).where(CollectionSession.volunteer_id == volunteer_id)
+    samples = select(Sample.id).where(Sample.volunteer_id == volunteer_id)
+    image_bytes = db.scalar(select(func.coalesce(func.sum(
+        func.length(SampleImages.face) + func.length(SampleImages.face_aligned)
+        + func.length(SampleImages.l_eye) + func.length(SampleImages.r_eye)
+        + func.length(SampleImages.head_pos)), 0)).where(SampleImages.sample_id.in_(samples))) or 0
+    raw_bytes = db.scalar(select(func.coalesce(func.sum(func.length(RawFrame.jpeg)), 0)).where(
+        RawFrame.sample_id.in_(samples))) or 0
+    removed = {
+        "raw_frames": db.execute(delete(RawFrame).where(RawFrame.sample_id.in_(samples))).rowcount,
+        "images": db.execute(delete(SampleImages).where(
+            SampleImages.sample_id.in_(samples))).rowcount,
+        "samples": db.execute(delete(Sample).where(Sample.volunteer_id == volunteer_id)).rowcount,
+        "trials": db.execute(delete(Trial).where(Trial.session_id.in_(sessions))).rowcount,
+        "sessions": db.execute(delete(CollectionSession).where(
+            CollectionSession.volunteer_id == volunteer_id)).rowcount,
+        "volunteers": db.execute(delete(Volunteer).where(Volunteer.id == volunteer_id)).rowcount,
+    }
+    db.commit()
+    removed["bytes"] = int(image_bytes) + int(raw_bytes)
+    return removed

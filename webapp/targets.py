@@ -1,0 +1,104 @@
+"""Where to put the next dots, following [collection] in config.ini.
+
+- calibration: the 9 points of a 3x3 grid, shuffled (as in the reference project);
+- focus_edges: each coordinate Beta(beta_a, beta_b) x screen size — U-shaped, edges frequent;
+- only_edges: the corners;
+- undersampled: the least-covered cells of the global coverage map (map_scale px cells);
+- model_error: cells where the active model's error is highest (focus_edges until one exists).
+"""
+from __future__ import annotations
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gazelab.config import Config
+from gazelab.schema import CollectionSession, ModelArtifact, Sample
+
+CALIBRATION_FRACTIONS = (0.1, 0.5, 0.9)
+
+
+def coverage_counts(db: Session, cols: int, rows: int, session_id: str | None = None) -> np.ndarray:
+    """Accepted samples per normalised screen cell, shape (rows, cols), row 0 at the top."""
+    query = (select(Sample.target_x / CollectionSession.screen_width,
+                    Sample.target_y / CollectionSession.screen_height)
+             .join(CollectionSession, Sample.session_id == CollectionSession.id)
+             .where(Sample.status == "accepted"))
+    if session_id is not None:
+        query = query.where(Sample.session_id == session_id)
+    points = np.array(db.execute(query).all(), dtype=np.float64).reshape(-1, 2)
+    counts, _, _ = np.histogram2d(np.clip(points[:, 1], 0, 1 - 1e-9), np.clip(points[:, 0], 0, 1 - 1e-9),
+                                  bins=(rows, cols), range=((0, 1), (0, 1)))
+    return counts.astype(np.int64)
+
+
+def calibration_points(width: int, height: int, rng: np.random.Generator) -> list[tuple[float, float]]:
+    points = [(fx * width, fy * height) for fy in CALIBRATION_FRACTIONS for fx in CALIBRATION_FRACTIONS]
+    return [points[i] for i in rng.permutation(len(points))]
+
+
+def _focus_edges(config: Config, width: int, height: int, n: int, rng) -> np.ndarray:
+    c = config.collection
+    return np.stack([rng.beta(c.beta_a, c.beta_b, n) * width,
+                     rng.beta(c.beta_a, c.beta_b, n) * height], axis=1)
+
+
+def _only_edges(width: int, height: int, n: int, rng) -> np.ndarray:
+    corners = np.array([(0, 0), (width, 0), (0, height), (width, height)], dtype=float)
+    return corners[rng.integers(0, 4, n)]
+
+
+def _from_cell_weights(weights: np.ndarray, width: int, height: int, n: int, rng) -> np.ndarray:
+    rows, cols = weights.shape
+    p = weights.ravel() / weights.sum()
+    cells = rng.choice(weights.size, size=n, p=p)
+    cell_rows, cell_cols = np.divmod(cells, cols)
+    x = (cell_cols + rng.random(n)) / cols * width
+    y = (cell_rows + rng.random(n)) / rows * height
+    return np.stack([x, y], axis=1)
+
+
+def _undersampled(db: Session, config: Config, width: int, height: int, n: int, rng) -> np.ndarray:
+    cols = max(1, width // config.collection.map_scale)
+    rows = max(1, height // config.collection.map_scale)
+    counts = coverage_counts(db, cols, rows)
+    least = (counts == counts.min()).astype(float)
+    return _from_cell_weights(least, width, height, n, rng)
+
+
+def _model_error(db: Session, width: int, height: int, n: int, rng) -> np.ndarray | None:
+    grid = db.scalar(select(ModelArtifact.error_grid).where(ModelArtifact.is_active.is_(True)))
+    errors = np.array((grid or {}).get("mean_px") or [], dtype=float)
+    if errors.ndim != 2 or not np.isfinite(errors).any():
+        return None
+    weights = np.nan_to_num(errors, nan=float(np.nanmax(errors)))
+    return _from_cell_weights(weights + 1e-6, width, height, n, rng)
+
+
+def next_targets(db: Session, config: Config, session: CollectionSession, n: int,
+                 kind: str = "collection", sampler: str | None = None,
+                 rng: np.random.Generator | None = None) -> tuple[list[tuple[float, float]], str]:
+    """`n` target points in CSS px on this session's screen, and the sampler used."""
+    rng = rng or np.random.default_rng()
+    width, height = session.screen_width, session.screen_height
+    if kind == "calibration":
+        return calibration_points(width, height, rng), "calibration"
+    sampler = sampler or config.collection.sampler
+    if config.collection.only_edges:
+        sampler = "only_edges"
+    points = None
+    if sampler == "model_error":
+        points = _model_error(db, width, height, n, rng)
+        if points is None:
+            sampler = "focus_edges"
+    if sampler == "only_edges":
+        points = _only_edges(width, height, n, rng)
+    elif sampler == "undersampled":
+        points = _undersampled(db, config, width, height, n, rng)
+    elif sampler == "focus_edges" or points is None:
+        points = _focus_edges(config, width, height, n, rng)
+    # keep the whole dot on screen
+    margin = config.collection.target_radius
+    points[:, 0] = np.clip(points[:, 0], margin, max(margin, width - margin))
+    points[:, 1] = np.clip(points[:, 1], margin, max(margin, height - margin))
+    return [(round(float(x), 1), round(float(y), 1)) for x, y in points], sampler

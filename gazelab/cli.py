@@ -51,6 +51,122 @@ def bench() -> None:
     """Benchmarks; each prints one JSON object."""
 
 
+@cli.group()
+def admin() -> None:
+    """Admin accounts of the dashboard (/admin)."""
+
+
+@admin.command("create")
+@click.argument("name")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="Prompted for when omitted.")
+@with_appcontext
+def admin_create(name: str, password: str) -> None:
+    """Create an admin account NAME."""
+    from webapp import get_db
+    from webapp.accounts import create_admin
+    db = get_db()
+    try:
+        create_admin(db, name, password)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    db.commit()
+    click.echo(f"admin {name!r} created")
+
+
+@admin.command("list")
+@with_appcontext
+def admin_list() -> None:
+    """List admin accounts and their last login."""
+    from sqlalchemy import select
+    from gazelab.schema import AdminUser
+    from webapp import get_db
+    for user in get_db().scalars(select(AdminUser).order_by(AdminUser.name)):
+        last = user.last_login_at.strftime("%Y-%m-%d %H:%M") if user.last_login_at else "never"
+        click.echo(f"{user.name}\tcreated {user.created_at:%Y-%m-%d %H:%M}\tlast login {last}")
+
+
+@admin.command("reset-password")
+@click.argument("name")
+@click.option("--password", prompt="New password", hide_input=True, confirmation_prompt=True,
+              help="Prompted for when omitted.")
+@with_appcontext
+def admin_reset_password(name: str, password: str) -> None:
+    """Set a new password for the admin NAME."""
+    from webapp import get_db
+    from webapp.accounts import set_password
+    db = get_db()
+    try:
+        set_password(db, name, password)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    db.commit()
+    click.echo(f"password of {name!r} changed")
+
+
+@bench.command("ingest")
+@click.option("--volunteers", default=10, show_default=True, help="Simulated volunteers.")
+@click.option("--seconds", default=30.0, show_default=True, help="Length of the upload phase.")
+@click.option("--fps", default=5.0, show_default=True, help="Frames per second per volunteer.")
+@click.option("--url", default=None, help="A running server to target (default: start one).")
+@click.option("--database-url", default=None, help="Database of the started server (default SQLite).")
+@click.option("--web-workers", type=int, default=None, help="gunicorn workers of the started server.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (the default output).")
+def bench_ingest_command(volunteers, seconds, fps, url, database_url, web_workers, as_json) -> None:
+    """Simulated volunteers upload real JPEG frames over loopback; prints throughput and latency."""
+    import json
+    from webapp.bench_ingest import bench_ingest
+    click.echo(json.dumps(bench_ingest(volunteers, seconds, fps, url, database_url, web_workers)))
+
+
+@bench.command("extract")
+@click.option("--frames", default=300, show_default=True, help="640x480 JPEG frames to time.")
+@click.option("--workers", type=int, default=None, help="Pool processes (default: all cores).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (the default output).")
+def bench_extract_command(frames, workers, as_json) -> None:
+    """Feature extraction speed: ms per frame on one core, frames/s over all cores."""
+    import json
+    from webapp.bench_extract import run
+    click.echo(json.dumps(run(frames, load_config(), workers)))
+
+
+@cli.command("sim-video")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="FILE.y4m to write.")
+@click.option("--targets", "target_spec", default="center", show_default=True,
+              help="center | grid9 | x,y;x,y;... (CSS px on --screen).")
+@click.option("--seconds", default=3.0, show_default=True, type=click.FloatRange(0.04, 600))
+@click.option("--seed", default=0, show_default=True, type=int, help="Which virtual volunteer.")
+@click.option("--screen", default="1280x720", show_default=True, help="WIDTHxHEIGHT in CSS px.")
+def sim_video(out_path: str, target_spec: str, seconds: float, seed: int, screen: str) -> None:
+    """Write a Y4M video (Chromium's fake webcam) of a virtual volunteer following targets."""
+    import json
+    from simulator.video import parse_targets, write_y4m
+    try:
+        size = tuple(int(v) for v in screen.lower().split("x"))
+        if len(size) != 2 or min(size) < 1:
+            raise ValueError
+    except ValueError:
+        raise click.BadParameter(f"{screen!r} is not WIDTHxHEIGHT", param_hint="--screen") from None
+    try:
+        points = parse_targets(target_spec, size)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--targets") from None
+    click.echo(json.dumps(write_y4m(out_path, points, seconds=seconds, seed=seed, screen=size)))
+
+
+@cli.command("demo-data")
+@click.option("--volunteers", default=5, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--samples", default=200, show_default=True, type=click.IntRange(1, 100_000),
+              help="Frames per volunteer.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**31 - 1))
+@click.option("--workers", default=None, type=click.IntRange(1, 64), help="Processes (default: all cores).")
+def demo_data(volunteers: int, samples: int, seed: int, workers: int | None) -> None:
+    """Fill the database with virtual volunteers through the real ingest path (idempotent per seed)."""
+    import json
+    from simulator.demo import run_demo
+    click.echo(json.dumps(run_demo(load_config(), volunteers, samples, seed=seed, workers=workers)))
+
+
 # COMMANDS (one block each; keep this marker)
 
 

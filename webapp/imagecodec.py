@@ -36,7 +36,9 @@ def read_header(data: bytes, max_pixels: int, min_side: int) -> tuple[int, int] 
             with Image.open(io.BytesIO(data)) as image:
                 image_format, mode, (width, height) = image.format, image.mode, image.size
                 has_palette_alpha = mode == "P" and "transparency" in image.info
-    except (UnidentifiedImageError, Image.DecompressionBombError):
+    except Image.DecompressionBombError:   # Pillow's own limit, far above max_pixels
+        return BadImage("The picture is too large.")
+    except UnidentifiedImageError:
         return BadImage("This is not a picture we can read.")
     except Exception:  # Pillow raises many kinds on corrupt headers
         return BadImage("The picture is damaged.")

@@ -1,0 +1,180 @@
+"""`gazelab bench ingest`: simulated volunteers upload real JPEG frames over loopback.
+
+Each volunteer is a thread with its own collection session that shows a dot per second
+(a trial) and uploads frames on a fixed schedule (`fps` each) — open loop, so a slow server
+shows up as latency, not as a slower schedule. Failed uploads are retried (as the page
+does); a frame that never gets a 2xx is lost. Without --url, a server is started on a
+fresh data folder: gunicorn as in `gazelab up`, plus the embedded Redis for rate limits.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import requests
+
+SCREEN = (1280, 720)
+
+
+@dataclass
+class VolunteerStats:
+    latencies_ms: list[float] = field(default_factory=list)
+    sent: int = 0
+    stored: int = 0
+    lost: int = 0
+    errors: int = 0
+    rate_limited: int = 0
+
+
+def render_frames(volunteers: int, per_volunteer: int, seed: int = 0) -> list[list[tuple[bytes, tuple]]]:
+    """(jpeg, target) lists per volunteer from the virtual volunteer, rendered up front."""
+    from simulator.volunteer import VirtualVolunteer
+    rng = np.random.default_rng(seed)
+    frames = []
+    for index in range(volunteers):
+        session = VirtualVolunteer(seed * 1000 + index).session(screen=SCREEN)
+        targets = rng.uniform((20, 20), (SCREEN[0] - 20, SCREEN[1] - 20), (per_volunteer, 2))
+        frames.append([(session.frame(tuple(t))[0], tuple(map(float, t))) for t in targets])
+    return frames
+
+
+def _post(http: requests.Session, url: str, **kwargs) -> requests.Response:
+    return http.post(url, timeout=30, **kwargs)
+
+
+def run_volunteer(base: str, frames: list[tuple[bytes, tuple]], fps: float, seconds: float,
+                  start_at: float, stats: VolunteerStats) -> None:
+    http = requests.Session()
+    created = _post(http, f"{base}/api/v1/sessions", json={
+        "consent": True, "consent_version": "bench", "screen_width": SCREEN[0],
+        "screen_height": SCREEN[1], "device_pixel_ratio": 1.0}).json()
+    api = f"{base}/api/v1/sessions/{created['session_id']}"
+    http.headers["Authorization"] = f"Bearer {created['upload_token']}"
+    total = int(seconds * fps)
+    trial_id = None
+    for i in range(total):
+        due = start_at + i / fps
+        time.sleep(max(0.0, due - time.time()))
+        jpeg, (x, y) = frames[i % len(frames)]
+        if i % max(1, int(fps)) == 0:
+            trial_id = _post(http, f"{api}/trials", json={
+                "kind": "collection", "target_x": x, "target_y": y,
+                "shown_at": _iso_now()}).json()["trial_id"]
+        meta = {"client_frame_id": uuid.uuid4().hex, "trial_id": trial_id, "target_x": x,
+                "target_y": y, "captured_at": _iso_now()}
+        stats.sent += 1
+        _upload_with_retries(http, f"{api}/frames", jpeg, meta, stats)
+
+
+def _upload_with_retries(http, url, jpeg, meta, stats: VolunteerStats, attempts: int = 5) -> None:
+    for attempt in range(attempts):
+        started = time.perf_counter()
+        try:
+            response = http.post(url, files={"frame": ("f.jpg", jpeg, "image/jpeg")},
+                                 data={"meta": json.dumps(meta)}, timeout=30)
+        except requests.RequestException:
+            stats.errors += 1
+            time.sleep(0.2 * (attempt + 1))
+            continue
+        if response.status_code in (200, 201):
+            stats.latencies_ms.append((time.perf_counter() - started) * 1000)
+            stats.stored += 1
+            return
+        if response.status_code == 429:
+            stats.rate_limited += 1
+            time.sleep(float(response.headers.get("Retry-After", 1)))
+            continue
+        stats.errors += 1
+        return
+    stats.lost += 1
+
+
+def _iso_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z"
+
+
+def start_server(database_url: str | None, web_workers: int | None):
+    """Start gunicorn (and the embedded Redis) on a fresh data folder; returns (url, stop)."""
+    import socket
+
+    from gazelab import broker, migrate
+    from gazelab.config import load_config
+    from gazelab.supervisor import web_command
+
+    data_dir = Path(tempfile.mkdtemp(prefix="gzbench", dir="/tmp"))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GAZELAB_SERVER_")
+           or k in ("GAZELAB_SERVER_WEB_WORKERS",)}
+    env.update({"GAZELAB_SERVER_DATA_DIR": str(data_dir), "GAZELAB_SERVER_PORT": str(port),
+                "GAZELAB_SERVER_BROKER_URL": "embedded", "GAZELAB_SERVER_SECRET_KEY": "bench",
+                "GAZELAB_SERVER_DATABASE_URL": database_url or f"sqlite:///{data_dir}/bench.db"})
+    if web_workers:
+        env["GAZELAB_SERVER_WEB_WORKERS"] = str(web_workers)
+    config = load_config(environ=env)
+    migrate.upgrade(config.database_url)
+    redis_process = broker.start_embedded_redis(config)
+    web = subprocess.Popen(web_command(config), env={**env, "GAZELAB_CONFIG": str(config.path)},
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            requests.get(base + "/healthz", timeout=2)
+            break
+        except requests.RequestException:
+            time.sleep(0.2)
+
+    def stop() -> None:
+        broker.stop_process(web)
+        broker.stop_process(redis_process)
+        shutil.rmtree(data_dir, ignore_errors=True)
+    return base, stop, config.server.web_workers
+
+
+def bench_ingest(volunteers: int, seconds: float, fps: float, url: str | None,
+                 database_url: str | None, web_workers: int | None) -> dict:
+    frames = render_frames(volunteers, per_volunteer=25)
+    stop = None
+    workers = None
+    if url is None:
+        url, stop, workers = start_server(database_url, web_workers)
+    try:
+        stats = [VolunteerStats() for _ in range(volunteers)]
+        start_at = time.time() + 1.0
+        threads = [threading.Thread(target=run_volunteer,
+                                    args=(url, frames[i], fps, seconds, start_at, stats[i]))
+                   for i in range(volunteers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(seconds + 120)
+        wall = time.time() - start_at
+    finally:
+        if stop is not None:
+            stop()
+    latencies = np.array([v for s in stats for v in s.latencies_ms] or [np.nan])
+    stored = sum(s.stored for s in stats)
+    return {
+        "volunteers": volunteers, "seconds": seconds, "fps_per_volunteer": fps,
+        "offered_frames_per_second": volunteers * fps,
+        "database": "external" if database_url else "sqlite", "web_workers": workers,
+        "frames_sent": sum(s.sent for s in stats), "frames_stored": stored,
+        "frames_per_second": round(stored / wall, 2),
+        "latency_ms_p50": round(float(np.percentile(latencies, 50)), 1),
+        "latency_ms_p95": round(float(np.percentile(latencies, 95)), 1),
+        "latency_ms_p99": round(float(np.percentile(latencies, 99)), 1),
+        "lost_frames": sum(s.lost for s in stats), "errors": sum(s.errors for s in stats),
+        "rate_limited": sum(s.rate_limited for s in stats),
+    }

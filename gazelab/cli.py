@@ -167,6 +167,59 @@ def demo_data(volunteers: int, samples: int, seed: int, workers: int | None) -> 
     click.echo(json.dumps(run_demo(load_config(), volunteers, samples, seed=seed, workers=workers)))
 
 
+@cli.command("train")
+@click.option("--architecture", type=click.Choice(["compact", "reference"]), help="Default: [training] architecture.")
+@click.option("--inputs", type=click.Choice(["full", "face", "eyes"]), help="Default: [training] inputs.")
+@click.option("--epochs", type=int)
+@click.option("--batch-size", type=int)
+@click.option("--learning-rate", type=float)
+@click.option("--seed", type=int)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]))
+def train(**options) -> None:
+    """Train in the foreground on all accepted samples (a run row like a background one)."""
+    import json
+    from gazelab.db import session_scope
+    from gazelab.schema import TrainingRun
+    from trainer import runs
+    config = load_config()
+    params = {k: v for k, v in options.items() if v is not None}
+    with session_scope(config.database_url) as db:
+        try:
+            run_id = runs.create_run(db, params, config).id
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+    try:
+        status = runs.execute_run(config, run_id, worker_name="cli", progress=True)
+    except runs.TrainingBusy as exc:
+        with session_scope(config.database_url) as db:
+            db.get(TrainingRun, run_id).status = "cancelled"
+        click.echo(f"gazelab train: {exc}; try again when it has finished", err=True)
+        sys.exit(1)
+    with session_scope(config.database_url) as db:
+        run = db.get(TrainingRun, run_id)
+        click.echo(json.dumps({"run": run_id, "status": status, "error": run.error,
+                               "test": run.metrics.get("test"), "ratio_to_ridge": run.metrics.get("ratio_to_ridge"),
+                               "split": run.split.get("sizes")}))
+    sys.exit(0 if status == "done" else 1)
+
+
+@bench.command("train")
+@click.option("--volunteers", default=20, show_default=True, type=click.IntRange(3, 10_000))
+@click.option("--samples", default=400, show_default=True, type=click.IntRange(10, 100_000),
+              help="Frames per volunteer.")
+@click.option("--epochs", type=click.IntRange(1, 10_000), help="Default: [training] epochs.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--source", type=click.Choice(["simulator", "synthetic"]), default="simulator", show_default=True)
+@click.option("--device", type=click.Choice(["cpu", "auto", "cuda"]), default="cpu", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object (the default output anyway).")
+def bench_train(volunteers: int, samples: int, epochs: int | None, seed: int, source: str, device: str,
+                as_json: bool) -> None:
+    """Train the default model and the reference on virtual-volunteer data; print one JSON object."""
+    import json
+    from trainer.bench import run_bench
+    click.echo(json.dumps(run_bench(load_config(), volunteers, samples, epochs, seed, source, device)))
+
+
 # COMMANDS (one block each; keep this marker)
 
 

@@ -32,7 +32,9 @@ def create_app(config: Config | None = None) -> Flask:
     errors.register(app)
     app.register_blueprint(health.bp)
     # BLUEPRINTS (one line each)
+    from webapp.admin import bp as admin_bp; app.register_blueprint(admin_bp)
     from webapp.api import bp as api_bp; app.register_blueprint(api_bp)
+    from webapp.collect import bp as collect_bp; app.register_blueprint(collect_bp)
 
     app.teardown_appcontext(_close_db)
     return app

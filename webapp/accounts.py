@@ -9,10 +9,20 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from gazelab.schema import AdminUser, utcnow
 
+MIN_PASSWORD_LENGTH = 8
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValueError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+
 
 def create_admin(db: Session, name: str, password: str) -> AdminUser:
     if db.scalar(select(AdminUser).where(AdminUser.name == name)):
         raise ValueError(f"an admin named {name!r} exists already")
+    if not name.strip() or len(name) > 64:
+        raise ValueError("an admin name must be 1 to 64 characters")
+    _check_password(password)
     user = AdminUser(name=name, password_hash=generate_password_hash(password))
     db.add(user)
     db.flush()
@@ -23,6 +33,7 @@ def set_password(db: Session, name: str, password: str) -> None:
     user = db.scalar(select(AdminUser).where(AdminUser.name == name))
     if user is None:
         raise ValueError(f"no admin named {name!r}")
+    _check_password(password)
     user.password_hash = generate_password_hash(password)
 
 

@@ -149,10 +149,12 @@ def ingest_frame(db: Session, config: Config, session: CollectionSession, *, fra
         crops = encode_crops(features, config)
         sample.images = SampleImages(format=config.extraction.crop_format, **crops)
     db.add(sample)
-    if config.server.store_raw_frames:
-        db.flush()
-        db.add(RawFrame(sample_id=sample.id, jpeg=frame))
     try:
+        db.flush()
+        if config.server.store_raw_frames:
+            db.add(RawFrame(sample_id=sample.id, jpeg=frame))
+        if trial is not None and _attention_failed_since(db, trial.id):
+            reject(sample, ATTENTION_FAILED)
         db.commit()
     except IntegrityError:
         # The same frame arrived twice at once: the other request stored it first.
@@ -162,6 +164,17 @@ def ingest_frame(db: Session, config: Config, session: CollectionSession, *, fra
             raise
         return _result(previous, "already received", duplicate=True)
     return _result(sample, extraction.message, duplicate=False)
+
+
+def _attention_failed_since(db: Session, trial_id: int) -> bool:
+    """Re-read the trial's attention outcome after this sample's row is written.
+
+    A failed attention answer may commit while the frame was being extracted. Reading the
+    trial again now — locked on PostgreSQL; on SQLite our write already holds the lock —
+    means either we see that answer, or record_attention's sweep sees this sample.
+    """
+    return db.scalar(select(Trial.attention_passed).where(Trial.id == trial_id)
+                     .with_for_update()) is False
 
 
 def session_summary(db: Session, session: CollectionSession) -> dict[str, Any]:

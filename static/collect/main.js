@@ -1,0 +1,407 @@
+// The volunteer page: consent → screen set-up → camera check → 9-point calibration →
+// dot task → (pursuit) → finish. State is mirrored on <body> as data attributes
+// (data-step, data-queue, data-captured, data-uploaded, data-failed, data-session-id)
+// so that people and tests can see what is going on.
+//
+// Test knobs (URL query; defaults come from the server's settings): dots, fixation,
+// capture, fps, attention, pursuit (0/1), pursuit_seconds, calibration (points, 0-9).
+
+import { SessionApi, createSession } from "./api.js";
+import { FrameGrabber, closeCamera, explainCameraError, openCamera } from "./camera.js";
+import { drawCoverage } from "./coverage.js";
+import { UploadQueue } from "./queue.js";
+import { DotTask, Interrupted } from "./task.js";
+
+const CARD_WIDTH_MM = 85.6;
+const CARD_HEIGHT_MM = 53.98;
+const CHECK_INTERVAL_MS = 500;
+const RESIZE_GRACE_MS = 800;
+
+const $ = (id) => document.getElementById(id);
+const body = document.body;
+const state = {
+  api: null, deletionCode: null, settings: null, stream: null, grabber: null, task: null,
+  wantFullscreen: false, ignoreResizeUntil: 0, captured: 0, accepted: 0, mmPerPx: null,
+};
+const queue = new UploadQueue({
+  onChange: (q) => {
+    body.dataset.queue = q.pending;
+    body.dataset.uploaded = q.done;
+    body.dataset.failed = q.failed;
+    body.dataset.retries = q.retries;
+  },
+});
+
+// ---- steps -------------------------------------------------------------------------
+
+function show(step) {
+  body.dataset.step = step;
+  for (const section of document.querySelectorAll(".step")) {
+    section.hidden = section.dataset.for !== step;
+  }
+  // Focus the step's main button when it has one marked, else its heading (read first by
+  // screen readers), so the keyboard always starts at the right place.
+  const section = document.querySelector(`.step[data-for="${step}"]`);
+  const first = section && (section.querySelector("[data-autofocus]") || section.querySelector("h1"));
+  if (first && step !== "task") {
+    if (first.tagName === "H1") first.tabIndex = -1;
+    first.focus({ preventScroll: true });
+  }
+}
+
+function fail(message) {
+  $("error-text").textContent = message;
+  show("error");
+}
+
+function readOverrides(settings) {
+  const params = new URLSearchParams(location.search);
+  const names = {
+    dots: "dots_per_session", fixation: "fixation_delay_ms", capture: "capture_window_ms",
+    fps: "capture_fps", attention: "attention_ms", pursuit_seconds: "pursuit_seconds",
+    calibration: "calibration_points",
+  };
+  const out = { calibration_points: 9, ...settings };
+  for (const [param, key] of Object.entries(names)) {
+    if (params.has(param) && Number.isFinite(Number(params.get(param)))) out[key] = Number(params.get(param));
+  }
+  if (params.has("pursuit")) out.pursuit = ["1", "true", "yes"].includes(params.get("pursuit"));
+  return out;
+}
+
+// ---- 1. consent ----------------------------------------------------------------------
+
+$("consent-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  if (!$("consent-box").checked) {
+    $("consent-error").textContent = "Please tick the box to agree first.";
+    return;
+  }
+  show("setup");
+  enterFullscreen();
+  setCardWidth(cardWidth);
+});
+
+// ---- 2. screen set-up ----------------------------------------------------------------
+
+async function enterFullscreen() {
+  if (document.fullscreenElement || !document.documentElement.requestFullscreen) {
+    state.wantFullscreen = Boolean(document.fullscreenElement);
+    return;
+  }
+  try {
+    await document.documentElement.requestFullscreen({ navigationUI: "hide" });
+    state.wantFullscreen = true;
+  } catch {
+    state.wantFullscreen = false;  // refused or unsupported: the dots use the window
+  }
+  state.ignoreResizeUntil = performance.now() + RESIZE_GRACE_MS;
+}
+
+let cardWidth = 280;
+function setCardWidth(width) {
+  cardWidth = Math.max(100, Math.min(1000, Math.round(width)));
+  const rect = $("card-rect");
+  rect.style.width = `${cardWidth}px`;
+  rect.style.height = `${(cardWidth * CARD_HEIGHT_MM) / CARD_WIDTH_MM}px`;
+  rect.setAttribute("aria-valuenow", cardWidth);
+  $("card-readout").textContent = `${cardWidth} px wide — ${(CARD_WIDTH_MM / cardWidth).toFixed(3)} mm per pixel`;
+}
+
+$("card-rect").addEventListener("keydown", (event) => {
+  const step = event.shiftKey ? 10 : 1;
+  if (event.key === "ArrowRight" || event.key === "ArrowUp") setCardWidth(cardWidth + step);
+  else if (event.key === "ArrowLeft" || event.key === "ArrowDown") setCardWidth(cardWidth - step);
+  else return;
+  event.preventDefault();
+});
+
+$("card-handle").addEventListener("pointerdown", (event) => {
+  const startX = event.clientX;
+  const startWidth = cardWidth;
+  const move = (e) => setCardWidth(startWidth + (e.clientX - startX));
+  const up = () => { window.removeEventListener("pointermove", move); window.removeEventListener("pointerup", up); };
+  window.addEventListener("pointermove", move);
+  window.addEventListener("pointerup", up);
+  event.preventDefault();
+});
+
+$("setup-measured").addEventListener("click", () => startSession(CARD_WIDTH_MM / cardWidth));
+$("setup-skip").addEventListener("click", () => startSession(null));
+
+async function startSession(mmPerPx) {
+  if (state.api) { startCameraCheck(); return; }
+  $("setup-error").textContent = "";
+  try {
+    const created = await createSession({
+      consent_version: body.dataset.consentVersion,
+      screen_width: Math.round(window.innerWidth),
+      screen_height: Math.round(window.innerHeight),
+      device_pixel_ratio: window.devicePixelRatio || 1,
+      mm_per_px: mmPerPx,
+      user_agent: navigator.userAgent.slice(0, 500),
+    });
+    state.api = new SessionApi(created);
+    state.deletionCode = created.deletion_code;
+    state.settings = readOverrides(created.settings);
+    state.screen = { width: Math.round(window.innerWidth), height: Math.round(window.innerHeight) };
+    body.dataset.sessionId = created.session_id;
+  } catch (error) {
+    $("setup-error").textContent = `We could not start a session: ${error.message}. Please try again.`;
+    return;
+  }
+  startCameraCheck();
+}
+
+// ---- 3. camera check -------------------------------------------------------------------
+
+async function startCameraCheck() {
+  show("camera");
+  $("camera-continue").disabled = true;
+  setVerdict("waiting", "Starting the camera…");
+  try {
+    closeCamera(state.stream);
+    state.stream = await openCamera();
+  } catch (error) {
+    $("camera-problem-text").textContent = explainCameraError(error);
+    body.dataset.cameraError = error.name || "Error";
+    show("camera-problem");
+    return;
+  }
+  delete body.dataset.cameraError;
+  $("preview").srcObject = state.stream;
+  $("camera").srcObject = state.stream;
+  state.grabber = new FrameGrabber($("camera"));
+  checkLoop();
+}
+
+$("camera-retry").addEventListener("click", startCameraCheck);
+
+function setVerdict(status, message) {
+  const verdict = $("camera-verdict");
+  verdict.dataset.status = status;
+  verdict.textContent = message;
+}
+
+async function checkLoop() {
+  while (body.dataset.step === "camera") {
+    const started = performance.now();
+    if (state.grabber.ready) {
+      try {
+        const verdict = await state.api.checkFrame(await state.grabber.grab());
+        if (body.dataset.step !== "camera") break;
+        setVerdict(verdict.status, verdict.message || (verdict.status === "accepted" ? "Face found" : "Adjust your position"));
+        drawFaceBox(verdict.face_box);
+        const wasDisabled = $("camera-continue").disabled;
+        $("camera-continue").disabled = verdict.status !== "accepted";
+        if (wasDisabled && verdict.status === "accepted") $("camera-continue").focus();
+      } catch (error) {
+        setVerdict("error", error instanceof TypeError
+          ? "We cannot reach the server — trying again…" : `The check failed: ${error.message}`);
+      }
+    }
+    await new Promise((r) => setTimeout(r, Math.max(0, CHECK_INTERVAL_MS - (performance.now() - started))));
+  }
+}
+
+function drawFaceBox(box) {
+  const element = $("face-box");
+  if (!box) { element.hidden = true; return; }
+  const [x, y, w, h] = box;
+  Object.assign(element.style, {
+    left: `${(x / 640) * 100}%`, top: `${(y / 480) * 100}%`,
+    width: `${(w / 640) * 100}%`, height: `${(h / 480) * 100}%`,
+  });
+  element.hidden = false;
+}
+
+$("camera-continue").addEventListener("click", () => show("intro"));
+
+// ---- 4-6. calibration, dots, pursuit ------------------------------------------------
+
+$("intro-start").addEventListener("click", runTask);
+
+async function fetchTargets(kind, n) {
+  const targets = [];
+  for (let attempt = 0; targets.length < n && attempt < 20; attempt += 1) {
+    const batch = await state.api.nextTargets(kind, Math.min(n - targets.length, 100));
+    if (!batch.targets.length) break;
+    targets.push(...batch.targets);
+    if (kind === "calibration") break;
+  }
+  return targets.slice(0, n);
+}
+
+async function runTask() {
+  const s = state.settings;
+  let calibration, dots, glidePoints;
+  try {
+    calibration = (await fetchTargets("calibration", 9)).slice(0, s.calibration_points);
+    dots = await fetchTargets("collection", s.dots_per_session);
+    glidePoints = s.pursuit ? await fetchTargets("collection", Math.ceil(s.pursuit_seconds * 2) + 2) : [];
+  } catch (error) {
+    fail(`We could not load the dot positions (${error.message}). Please start again.`);
+    return;
+  }
+  if (state.wantFullscreen && !document.fullscreenElement) await enterFullscreen();
+  state.task = new DotTask({
+    stage: $("stage"), dot: $("dot"), letter: $("attention-letter"), grabber: state.grabber,
+    api: state.api, queue, settings: s, onProgress: showProgress,
+    onCapture: (n) => { state.captured += n; body.dataset.captured = state.captured; },
+    onFrame: (result) => {
+      if (result && result.status === "accepted") { state.accepted += 1; body.dataset.accepted = state.accepted; }
+    },
+  });
+  show("task");
+  state.ignoreResizeUntil = performance.now() + RESIZE_GRACE_MS;
+  state.task.startBackgroundDrift();
+  try {
+    body.dataset.phase = "calibration";
+    await state.task.runDots("calibration", calibration);
+    body.dataset.phase = "collection";
+    await state.task.runDots("collection", dots);
+    if (s.pursuit && glidePoints.length > 1) {
+      body.dataset.phase = "pursuit";
+      await state.task.runPursuit(glidePoints);
+    }
+  } catch (error) {
+    if (!(error instanceof Interrupted)) { fail(`The dots stopped: ${error.message}`); return; }
+  } finally {
+    state.task.stopBackgroundDrift();
+  }
+  finish();
+}
+
+function formatTimeLeft(ms) {
+  const seconds = Math.ceil(ms / 1000);
+  if (seconds < 60) return `about ${seconds} s left`;
+  return `about ${Math.round(seconds / 60)} min left`;
+}
+
+function showProgress({ kind, done, total, msLeft }) {
+  const fraction = total ? done / total : 0;
+  $("progress-fill").style.width = `${(fraction * 100).toFixed(1)}%`;
+  $("progress").setAttribute("aria-valuenow", Math.round(fraction * 100));
+  const label = kind === "calibration" ? `Getting started: dot ${Math.min(done + 1, total)} of ${total}`
+    : kind === "pursuit" ? "Follow the gliding dot"
+    : `Dot ${Math.min(done + 1, total)} of ${total}`;
+  $("progress-text").textContent = `${label} · ${formatTimeLeft(msLeft)}`;
+  body.dataset.done = done;
+  // keep the label away from the dot: bottom unless the dot is down there
+  const stage = $("stage");
+  const dotY = Number(stage.dataset.dotY || 0);
+  $("progress").classList.toggle("top", dotY > window.innerHeight - 140);
+}
+
+function pauseTask(reason) {
+  if (!state.task || state.task.paused || body.dataset.step !== "task") return;
+  state.task.pause();
+  $("pause-text").textContent = reason;
+  $("pause-panel").hidden = false;
+  body.dataset.paused = "1";
+}
+
+async function resumeTask() {
+  if (!state.task || !state.task.paused) return;
+  if (state.wantFullscreen && !document.fullscreenElement) {
+    state.ignoreResizeUntil = performance.now() + 10_000;
+    await enterFullscreen();
+  }
+  if (window.innerWidth < state.screen.width - 2 || window.innerHeight < state.screen.height - 2) {
+    $("pause-text").textContent = "The window is smaller than when you started. Please make it full screen "
+      + "again (press F11, or Space here) so that every dot fits.";
+    return;
+  }
+  // resize events of the window's own restoring may still be on their way
+  state.ignoreResizeUntil = performance.now() + RESIZE_GRACE_MS;
+  $("pause-panel").hidden = true;
+  delete body.dataset.paused;
+  state.task.resume();
+}
+
+document.addEventListener("keydown", (event) => {
+  if (body.dataset.step !== "task" || !state.task) return;
+  if (event.key === "ArrowLeft" || event.key === "ArrowRight") {
+    state.task.answer(event.key === "ArrowLeft" ? "L" : "R");
+  } else if (event.key === "Escape") {
+    pauseTask("Take your time. The dot you were looking at will be shown again.");
+  } else if (event.key === " " || event.code === "Space") {
+    resumeTask();
+  } else {
+    return;
+  }
+  event.preventDefault();
+});
+
+document.addEventListener("fullscreenchange", () => {
+  if (!document.fullscreenElement && state.wantFullscreen) {
+    pauseTask("You left full screen (that is fine). Press Space to go back to full screen and carry on.");
+  }
+});
+
+window.addEventListener("resize", () => {
+  if (performance.now() < state.ignoreResizeUntil) return;
+  pauseTask("The window changed size. Press Space to return to full screen and carry on.");
+});
+
+// ---- 7. finish ----------------------------------------------------------------------------
+
+async function finish() {
+  show("finish");
+  closeCamera(state.stream);
+  if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
+  $("deletion-code").textContent = state.deletionCode;
+  const sending = $("finish-sending");
+  const tick = setInterval(() => {
+    sending.textContent = queue.pending ? `Sending your last pictures… ${queue.pending} to go.` : "";
+  }, 250);
+  await queue.drained();
+  clearInterval(tick);
+  sending.textContent = "";
+  const summary = await retry(() => state.api.finish());
+  body.dataset.finished = "1";
+  const { accepted = 0, rejected = 0, flagged = 0 } = summary.counts || {};
+  $("finish-summary").textContent =
+    `We kept ${accepted} of your ${accepted + rejected + flagged} pictures` +
+    (flagged ? ` (${flagged} more wait for a second look)` : "") +
+    `. You answered ${state.task.results.attentionPassed} of ${state.task.results.trials} letters right.`;
+  try {
+    const coverage = await state.api.coverage(16, 9);
+    drawCoverage($("coverage"), coverage, state.screen.width / state.screen.height);
+  } catch (error) {
+    $("coverage-figure").hidden = true;
+  }
+}
+
+async function retry(call, attempts = 10) {
+  for (let i = 1; ; i += 1) {
+    try { return await call(); } catch (error) {
+      if (i >= attempts || !(error instanceof TypeError || error.retryable)) throw error;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
+$("delete-now").addEventListener("click", async () => {
+  const button = $("delete-now");
+  if (!button.dataset.confirm) {
+    button.dataset.confirm = "1";
+    button.textContent = "Press again to delete everything — this cannot be undone";
+    return;
+  }
+  button.disabled = true;
+  try {
+    const { deleted } = await state.api.deleteVolunteer();
+    $("delete-result").textContent =
+      `Done. We deleted ${deleted.sessions} session(s), ${deleted.samples} sample(s) and every picture of you.`;
+    body.dataset.deleted = "1";
+    $("finish-summary").textContent = "Your data is gone from our server. Thank you for taking part.";
+    $("coverage-figure").hidden = true;
+    $("keep-code").hidden = true;
+  } catch (error) {
+    button.disabled = false;
+    $("delete-result").textContent = `Deleting failed (${error.message}). Please try again or use your code on the deletion page.`;
+  }
+});
+
+show("consent");

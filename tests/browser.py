@@ -1,0 +1,84 @@
+"""Playwright helpers for browser tests: Debian chromium (headless) with a fake webcam fed
+from a Y4M file, and screenshots saved to test-artifacts/.
+
+    with launch_chromium(video=fake_webcam_y4m(tmp_path / "cam.y4m")) as browser:
+        page = browser.new_page(viewport=VIEWPORT)
+        ...
+        screenshot(page, "collect-consent")
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.support import ARTIFACTS
+
+CHROMIUM = "/usr/bin/chromium"
+VIEWPORT = {"width": 1280, "height": 720}
+FRAME_SIZE = (640, 480)
+BASE_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
+             "--disable-background-timer-throttling", "--disable-renderer-backgrounding"]
+
+
+def chromium_args(video: Path | None = None, fake_ui: bool = True) -> list[str]:
+    """Launch flags: a fake camera device (from `video` when given); with `fake_ui` the
+    camera permission prompt is answered "allow" automatically."""
+    args = list(BASE_ARGS) + ["--use-fake-device-for-media-stream"]
+    if fake_ui:
+        args.append("--use-fake-ui-for-media-stream")
+    if video is not None:
+        args.append(f"--use-file-for-fake-video-capture={video}")
+    return args
+
+
+@contextlib.contextmanager
+def launch_chromium(video: Path | None = None, fake_ui: bool = True,
+                    extra_args: tuple[str, ...] = ()) -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                             args=chromium_args(video, fake_ui) + list(extra_args))
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def screenshot(page: Page, name: str, full_page: bool = False) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page)
+    return path
+
+
+def write_y4m(path: Path, frames: list[np.ndarray], fps: int = 30) -> Path:
+    """Write BGR frames (all the same size, even sides) as a Y4M (I420) video."""
+    height, width = frames[0].shape[:2]
+    with open(path, "wb") as out:
+        out.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for frame in frames:
+            out.write(b"FRAME\n")
+            out.write(cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())
+    return path
+
+
+def astronaut_frame(face_side: int = 400, background: int = 90) -> np.ndarray:
+    """skimage's astronaut photograph (a real face MediaPipe finds) in a 640x480 BGR frame."""
+    from skimage import data
+    width, height = FRAME_SIZE
+    photo = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    photo = cv2.resize(photo, (face_side, face_side), interpolation=cv2.INTER_AREA)
+    frame = np.full((height, width, 3), background, np.uint8)
+    top, left = (height - face_side) // 2, (width - face_side) // 2
+    frame[top:top + face_side, left:left + face_side] = photo
+    return frame
+
+
+def fake_webcam_y4m(path: Path, frame: np.ndarray | None = None, seconds: float = 0.2) -> Path:
+    """A still webcam video (chromium loops it) of `frame`, by default the astronaut."""
+    frame = astronaut_frame() if frame is None else frame
+    return write_y4m(path, [frame] * max(1, int(seconds * 30)))

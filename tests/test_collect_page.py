@@ -1,0 +1,268 @@
+"""The volunteer page in a real browser: Debian chromium (Playwright) with a fake webcam
+showing a real face, against a real gunicorn server and Celery worker. Screenshots of
+every step go to test-artifacts/collect-*.png."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from gazelab.db import session_scope
+from gazelab.schema import CollectionSession, Sample, SampleImages, Trial, Volunteer
+from tests.browser import VIEWPORT, fake_webcam_y4m, launch_chromium, screenshot
+from tests.support import WebServer, wait_until
+
+pytestmark = pytest.mark.browser
+
+FAST = "fixation=200&capture=400&fps=5&attention=2500"
+KEYS = {"L": "ArrowLeft", "R": "ArrowRight"}
+WRONG = {"L": "ArrowRight", "R": "ArrowLeft"}
+
+
+@pytest.fixture(scope="module")
+def webcam(tmp_path_factory):
+    return fake_webcam_y4m(tmp_path_factory.mktemp("cam") / "astronaut.y4m")
+
+
+@pytest.fixture
+def browser(webcam):
+    with launch_chromium(video=webcam) as browser:
+        yield browser
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    yield page
+    context.close()
+
+
+def step(page) -> str:
+    return page.evaluate("document.body.dataset.step")
+
+
+def data(page, name: str) -> str | None:
+    return page.evaluate(f"document.body.dataset[{name!r}]")
+
+
+def consent_and_camera(page, url: str, shots: bool = False) -> str:
+    """Keyboard only: consent → skip screen measuring → camera check → intro → start."""
+    page.goto(url)
+    if shots:
+        screenshot(page, "collect-1-consent", full_page=True)
+    page.focus("#consent-box")
+    page.keyboard.press("Space")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.body.dataset.step === 'setup'")
+    page.focus("#card-rect")
+    for _ in range(5):
+        page.keyboard.press("Shift+ArrowRight")
+    if shots:
+        screenshot(page, "collect-2-setup")
+    page.focus("#setup-skip")
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.body.dataset.step === 'camera'")
+    page.wait_for_function("document.querySelector('#camera-verdict').dataset.status === 'accepted'")
+    assert page.inner_text("#camera-verdict") == "Face found"
+    if shots:
+        screenshot(page, "collect-3-camera")
+    page.focus("#camera-continue")
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.body.dataset.step === 'intro'")
+    if shots:
+        screenshot(page, "collect-4-intro")
+    page.keyboard.press("Enter")  # the start button has the focus
+    page.wait_for_function("document.body.dataset.step !== 'intro'")
+    assert step(page) == "task", page.inner_text("#error-text")
+    return data(page, "sessionId")
+
+
+def answer_letters(page, wrong: set[int] = frozenset(), silent: set[int] = frozenset(),
+                   until=None, shot_at: int | None = None) -> list[str]:
+    """Answer each attention letter (read from the page) until the task ends or `until()`
+    is true; trial numbers in `wrong` get the other arrow, those in `silent` no answer.
+    Returns the letters seen."""
+    letters = []
+    while step(page) == "task" and not (until and until()):
+        handle = page.wait_for_function(
+            "document.body.dataset.step !== 'task' || "
+            "document.getElementById('attention-letter').textContent", timeout=30_000)
+        letter = handle.json_value()
+        if step(page) != "task" or letter not in KEYS:
+            continue
+        if shot_at == len(letters):
+            screenshot(page, "collect-5-dot-with-letter")
+        if len(letters) not in silent:
+            page.keyboard.press((WRONG if len(letters) in wrong else KEYS)[letter])
+        letters.append(letter)
+        page.wait_for_function("!document.getElementById('attention-letter').textContent")
+    return letters
+
+
+def wait_finished(page) -> None:
+    page.wait_for_function("document.body.dataset.finished === '1'", timeout=60_000)
+
+
+def test_full_flow_stores_samples_with_crops_and_attention(gz, worker, web, page):
+    session_id = consent_and_camera(page, f"{web.url}/?dots=30&{FAST}", shots=True)
+
+    letters = answer_letters(page, until=lambda: int(data(page, "done") or 0) >= 3
+                             and data(page, "phase") == "collection", shot_at=2)
+    page.keyboard.press("Escape")
+    page.wait_for_function("document.body.dataset.paused === '1'")
+    screenshot(page, "collect-6-paused")
+    page.keyboard.press("Space")
+    page.wait_for_function("!document.body.dataset.paused")
+    page.wait_for_timeout(1000)  # resizes right after resuming are taken as its own settling
+    page.set_viewport_size({"width": 900, "height": 600})  # a resize pauses and asks back
+    page.wait_for_function("document.body.dataset.paused === '1'")
+    assert "changed size" in page.inner_text("#pause-text")
+    page.keyboard.press("Space")
+    assert "smaller than when you started" in page.inner_text("#pause-text")
+    page.set_viewport_size(VIEWPORT)
+    page.wait_for_function(f"innerWidth === {VIEWPORT['width']}")
+    page.keyboard.press("Space")
+    page.wait_for_function("!document.body.dataset.paused")
+    letters += answer_letters(page)
+    wait_finished(page)
+    screenshot(page, "collect-7-finish", full_page=True)
+
+    assert len(letters) >= 39  # 9 calibration + 30 dots (a paused dot is shown again)
+    assert data(page, "failed") == "0"
+    captured = int(data(page, "captured"))
+    with session_scope(gz.database_url) as db:
+        trials = db.scalars(select(Trial).where(Trial.session_id == session_id)).all()
+        answered = [t for t in trials if t.attention_passed is not None]
+        assert sum(t.kind == "calibration" for t in answered) == 9
+        assert sum(t.kind == "collection" for t in answered) == 30
+        assert all(t.attention_passed for t in answered)
+        assert [t.attention_letter for t in sorted(answered, key=lambda t: t.id)] == letters
+        samples = db.scalars(select(Sample).where(Sample.session_id == session_id)).all()
+        assert len(samples) == captured
+        accepted = [s for s in samples if s.status == "accepted"]
+        assert len(accepted) >= 0.9 * captured
+        for sample in accepted:
+            images: SampleImages = sample.images
+            assert all(len(getattr(images, kind)) > 100
+                       for kind in ("face", "face_aligned", "l_eye", "r_eye", "head_pos"))
+        by_trial = {s.trial_id for s in accepted}
+        assert {t.id for t in answered if t.kind == "collection"} <= by_trial
+        volunteer_id = db.scalar(select(CollectionSession.volunteer_id)
+                                 .where(CollectionSession.id == session_id))
+    assert f"We kept {len(accepted)} of your {captured} pictures" in page.inner_text("#finish-summary")
+    assert page.inner_text("#deletion-code").startswith(volunteer_id + ".")
+
+    page.focus("#delete-now")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Enter")  # the button asks once more
+    page.wait_for_function("document.body.dataset.deleted === '1'")
+    screenshot(page, "collect-8-deleted")
+    with session_scope(gz.database_url) as db:
+        assert db.get(Volunteer, volunteer_id) is None
+        for table in (CollectionSession, Trial, Sample):
+            column = table.session_id if table is not CollectionSession else table.id
+            assert db.scalar(select(func.count()).select_from(table).where(column == session_id)) == 0
+
+
+def session_rows(gz, session_id: str) -> tuple[list[Trial], list[Sample]]:
+    with session_scope(gz.database_url) as db:
+        trials = db.scalars(select(Trial).where(Trial.session_id == session_id).order_by(Trial.id)).all()
+        samples = db.scalars(select(Sample).where(Sample.session_id == session_id)).all()
+        db.expunge_all()
+    return trials, samples
+
+
+def test_wrong_or_missing_arrow_fails_the_trial_and_pursuit_records(gz, web, page):
+    url = f"{web.url}/?calibration=0&dots=3&{FAST}&attention=1500&pursuit=1&pursuit_seconds=2"
+    session_id = consent_and_camera(page, url)
+    letters = answer_letters(page, wrong={0}, silent={1})
+    wait_finished(page)
+    assert len(letters) == 3
+
+    trials, samples = session_rows(gz, session_id)
+    dots = [t for t in trials if t.kind == "collection"]
+    assert [t.attention_passed for t in dots] == [False, False, True]
+    assert dots[0].attention_answer == {"L": "R", "R": "L"}[letters[0]]
+    assert dots[1].attention_answer is None
+    by_trial = {t.id: [s for s in samples if s.trial_id == t.id] for t in trials}
+    for failed in dots[:2]:
+        assert by_trial[failed.id]
+        assert all(s.status == "rejected" and "attention_failed" in s.reasons for s in by_trial[failed.id])
+    assert by_trial[dots[2].id] and all(s.status == "accepted" for s in by_trial[dots[2].id])
+
+    pursuit = [t for t in trials if t.kind == "pursuit"]
+    pursuit_samples = [s for t in pursuit for s in by_trial[t.id]]
+    assert pursuit and len(pursuit_samples) >= 3  # ~2 s at 30 fps, every 3rd frame kept
+    assert len({(s.target_x, s.target_y) for s in pursuit_samples}) == len(pursuit_samples)
+    assert all(s.status == "accepted" for s in pursuit_samples)
+    assert len(samples) == int(data(page, "captured"))
+
+
+def test_camera_denied_explains_and_retry_works(gz, web, webcam):
+    with launch_chromium(video=webcam, fake_ui=False) as browser:
+        context = browser.new_context(viewport=VIEWPORT)  # no camera permission granted
+        page = context.new_page()
+        page.goto(web.url + "/")
+        page.check("#consent-box")
+        page.click("#consent-button")
+        page.click("#setup-skip")
+        page.wait_for_function("document.body.dataset.step === 'camera-problem'")
+        assert data(page, "cameraError") == "NotAllowedError"
+        assert "did not allow" in page.inner_text("#camera-problem-text")
+        assert page.evaluate("document.activeElement.id") == "camera-retry"
+        screenshot(page, "collect-camera-denied")
+
+        context.grant_permissions(["camera"], origin=web.url)
+        page.keyboard.press("Enter")
+        page.wait_for_function("document.querySelector('#camera-verdict').dataset.status === 'accepted'")
+        assert step(page) == "camera"
+        context.close()
+
+
+def test_server_down_for_10_s_loses_no_frame(gz, web, page):
+    session_id = consent_and_camera(page, f"{web.url}/?calibration=0&dots=24&{FAST}&attention=1500")
+    answer_letters(page, until=lambda: int(data(page, "done") or 0) >= 3)
+
+    web.stop()
+    went_down = time.monotonic()
+    done_before = int(data(page, "done"))
+    answer_letters(page, until=lambda: time.monotonic() - went_down > 10)
+    assert int(data(page, "done")) >= done_before + 5, "the dots must go on while the server is down"
+    assert int(data(page, "queue")) > 0
+    screenshot(page, "collect-server-down")
+    restarted = WebServer(gz, port=web.port).start()
+    try:
+        answer_letters(page)
+        wait_finished(page)
+        assert int(data(page, "retries")) > 0
+        assert data(page, "failed") == "0" and data(page, "queue") == "0"
+        _, samples = session_rows(gz, session_id)
+        assert len(samples) == int(data(page, "captured")) > 0
+        assert len({s.client_frame_id for s in samples}) == len(samples)
+    finally:
+        restarted.stop()
+
+
+def test_delete_page_removes_the_volunteer(gz, web, page):
+    import requests
+    created = requests.post(web.url + "/api/v1/sessions", json={
+        "consent": True, "consent_version": "2026-11", "screen_width": 1280,
+        "screen_height": 720, "device_pixel_ratio": 1}, timeout=10).json()
+    page.goto(web.url + "/delete")
+    page.fill("#deletion-code", created["volunteer_id"] + ".wrong-token")
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.getElementById('delete-result').textContent")
+    assert "found nothing" in page.inner_text("#delete-result")
+
+    page.fill("#deletion-code", created["deletion_code"])
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.body.dataset.deleted === '1'")
+    screenshot(page, "collect-delete-page")
+    assert "deleted 1 session" in page.inner_text("#delete-result")
+    with session_scope(gz.database_url) as db:
+        assert db.get(Volunteer, created["volunteer_id"]) is None
+        assert db.get(CollectionSession, created["session_id"]) is None

@@ -1,0 +1,63 @@
+"""Inference from a stored model artifact: predict (x, y) screen fractions from features."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gazelab.schema import ModelArtifact
+from trainer.artifacts import load_model
+from trainer.models import tensors_needed
+from trainer.transforms import make_batch, to_tensor
+
+
+class Predictor:
+    def __init__(self, artifact: ModelArtifact):
+        self.artifact_id = artifact.id
+        self.spec = dict(artifact.architecture)
+        self.stats = artifact.normalisation
+        self.grid = artifact.error_grid or {}
+        self.kinds = tensors_needed(self.spec["inputs"])
+        self.model = load_model(artifact)
+
+    @torch.no_grad()
+    def predict(self, samples: list[dict]) -> np.ndarray:
+        """samples: dicts with face, face_aligned, l_eye, r_eye (S,S,3) uint8, head_pos (S,S)
+        uint8, yaw, pitch, roll (degrees). Returns (n, 2) screen fractions (x, y)."""
+        if not samples:
+            return np.zeros((0, 2), np.float32)
+        tensors = {}
+        for kind in self.kinds:
+            if kind == "angles":
+                angles = [[float(s.get(k) or 0.0) for k in ("yaw", "pitch", "roll")] for s in samples]
+                tensors[kind] = torch.tensor(angles, dtype=torch.float32)
+            else:
+                tensors[kind] = to_tensor(np.stack([np.asarray(s[kind], np.uint8) for s in samples]))
+        batch = make_batch(tensors, torch.arange(len(samples)), self.stats)
+        return self.model(batch).numpy().astype(np.float32)
+
+    def expected_error_px(self, x_norm: float, y_norm: float, screen: tuple[int, int]) -> float:
+        """The test error of the screen region around (x, y), scaled to this screen's size
+        (the grid stores errors as fractions of each sample's screen diagonal)."""
+        diagonal = math.hypot(*screen)
+        cells = self.grid.get("mean_diag_fraction")
+        overall = self.grid.get("overall_diag_fraction") or 0.0
+        if not cells:
+            return overall * diagonal
+        rows, cols = self.grid["rows"], self.grid["cols"]
+        col = min(max(int(x_norm * cols), 0), cols - 1)
+        row = min(max(int(y_norm * rows), 0), rows - 1)
+        value = cells[row][col]
+        return (value if value is not None else overall) * diagonal
+
+
+def load_predictor(db: Session, artifact_id: int | None = None) -> Predictor | None:
+    """The artifact's predictor; artifact_id None → the active model; None if there is none."""
+    if artifact_id is None:
+        artifact = db.scalars(select(ModelArtifact).where(ModelArtifact.is_active)).first()
+    else:
+        artifact = db.get(ModelArtifact, artifact_id)
+    return Predictor(artifact) if artifact is not None else None

@@ -1,0 +1,27 @@
+"""Model registry: an architecture spec (a JSON-able dict) → a torch module."""
+from __future__ import annotations
+
+from torch import nn
+
+from trainer.models.compact import INPUTS, CompactGazeNet
+from trainer.models.reference import ReferenceGazeNet
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {"compact": CompactGazeNet, "reference": ReferenceGazeNet}
+
+
+def build_model(spec: dict) -> nn.Module:
+    """spec: {"name": compact|reference, "inputs": full|face|eyes, "image_size": int, ...}."""
+    options = {k: v for k, v in spec.items() if k != "name"}
+    return ARCHITECTURES[spec["name"]](**options)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def tensors_needed(inputs: str) -> tuple[str, ...]:
+    """The snapshot arrays a model with these inputs reads."""
+    names = []
+    for part in INPUTS[inputs]:
+        names += {"eyes": ["l_eye", "r_eye"]}.get(part, [part])
+    return tuple(names)

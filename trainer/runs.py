@@ -1,0 +1,230 @@
+"""Training runs: queue, execute (foreground or on a Celery worker), cancel, promote,
+and stale-run detection. Import-light: torch is loaded only when a run executes.
+
+One training at a time: a Redis key (value = run id, expiring after
+[training] stale_after_seconds, refreshed every epoch) plus a database check for a
+"running" run with a fresh heartbeat (which also covers a foreground run without Redis).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from gazelab.config import SPEC, Config, load_config
+from gazelab.db import session_scope
+from gazelab.schema import ModelArtifact, TrainingRun, utcnow
+
+log = logging.getLogger(__name__)
+TRAINING_KEYS = tuple(key for key in SPEC["training"] if key != "stale_after_seconds")
+LOCK_KEY = "gazelab:training-lock"
+TASK_NAME = "trainer.tasks.retrain"
+
+
+class TrainingBusy(RuntimeError):
+    """Another training run holds the lock."""
+
+
+def validate_params(params: dict, config: Config) -> dict:
+    """Overrides checked with the config's own rules, merged over [training] defaults."""
+    if not isinstance(params, dict):
+        raise ValueError("training parameters must be an object")
+    resolved = {key: getattr(config.training, key) for key in TRAINING_KEYS}
+    for key, value in params.items():
+        if key not in TRAINING_KEYS:
+            raise ValueError(f"unknown training parameter {key!r}; allowed: {', '.join(TRAINING_KEYS)}")
+        spec = SPEC["training"][key]
+        if isinstance(value, (list, tuple)) and key == "error_grid":
+            value = "x".join(str(v) for v in value)
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise ValueError(f"training parameter {key} = {value!r} is invalid; it must be {spec.allowed}")
+        try:
+            resolved[key] = spec.parse(str(value).strip())
+        except (ValueError, KeyError, TypeError):
+            raise ValueError(f"training parameter {key} = {value!r} is invalid; it must be {spec.allowed}") from None
+    resolved["error_grid"] = list(resolved["error_grid"])
+    return resolved
+
+
+def _config() -> Config:
+    from celery import current_app
+    return getattr(current_app, "gazelab_config", None) or load_config()
+
+
+def create_run(db: Session, params: dict, config: Config) -> TrainingRun:
+    run = TrainingRun(status="queued", params=validate_params(params, config), progress={}, metrics={})
+    db.add(run)
+    db.commit()
+    return run
+
+
+def queue_run(db: Session, params: dict) -> TrainingRun:
+    """Validate, create the run (queued), commit, and send the Celery task (queue training)."""
+    from celery import current_app
+    run = create_run(db, params, _config())
+    try:
+        result = current_app.send_task(TASK_NAME, args=[run.id], queue="training")
+    except Exception as exc:
+        run.status, run.error, run.finished_at = "failed", f"could not reach the broker: {exc}", utcnow()
+        db.commit()
+        raise RuntimeError(run.error) from exc
+    run.celery_task_id = result.id
+    db.commit()
+    return run
+
+
+def cancel_run(db: Session, run_id: int) -> TrainingRun:
+    run = db.get(TrainingRun, run_id)
+    if run is None:
+        raise ValueError(f"no training run {run_id}")
+    if run.status in ("queued", "running"):
+        run.cancel_requested = True
+        if run.status == "queued":
+            run.status, run.finished_at = "cancelled", utcnow()
+        db.commit()
+    return run
+
+
+def promote(db: Session, artifact_id: int) -> ModelArtifact:
+    """Make this artifact the one active model."""
+    artifact = db.get(ModelArtifact, artifact_id)
+    if artifact is None:
+        raise ValueError(f"no model artifact {artifact_id}")
+    db.execute(update(ModelArtifact).where(ModelArtifact.id != artifact_id).values(is_active=False))
+    artifact.is_active, artifact.promoted_at = True, utcnow()
+    db.commit()
+    return artifact
+
+
+# ---- the lock ----
+
+def _redis(config: Config):
+    from gazelab.broker import broker_url, redis_client
+    client = redis_client(broker_url(config))
+    try:
+        client.ping()
+        return client
+    except Exception:
+        return None  # no broker (a foreground run without `gazelab up`): database check only
+
+
+def _release_lock(client, run_id: int) -> None:
+    if client is not None and client.get(LOCK_KEY) == str(run_id).encode():
+        client.delete(LOCK_KEY)
+
+
+def mark_stale_runs(db: Session, config: Config, worker_name: str | None = None) -> int:
+    """Runs marked running whose heartbeat is older than stale_after_seconds, or that this
+    (restarted) worker was running, become failed. Returns how many."""
+    cutoff = utcnow() - dt.timedelta(seconds=config.training.stale_after_seconds)
+    running = db.scalars(select(TrainingRun).where(TrainingRun.status == "running")).all()
+    client, count = None, 0
+    for run in running:
+        last_sign = run.heartbeat_at or run.started_at or run.created_at
+        mine = worker_name is not None and run.worker == worker_name
+        if mine or last_sign < cutoff:
+            run.status, run.finished_at = "failed", utcnow()
+            run.error = ("the worker running it restarted (it was killed or crashed)" if mine else
+                         f"no heartbeat since {last_sign:%Y-%m-%d %H:%M:%S} UTC: the worker died")
+            client = client or _redis(config)
+            _release_lock(client, run.id)
+            count += 1
+    db.commit()
+    return count
+
+
+def _claim(db: Session, run: TrainingRun, config: Config, client) -> None:
+    cutoff = utcnow() - dt.timedelta(seconds=config.training.stale_after_seconds)
+    other = db.scalars(select(TrainingRun.id).where(TrainingRun.status == "running", TrainingRun.id != run.id,
+                                                    TrainingRun.heartbeat_at >= cutoff)).first()
+    if other is not None:
+        raise TrainingBusy(f"training run {other} is running")
+    if client is not None and not client.set(LOCK_KEY, str(run.id), nx=True,
+                                             ex=config.training.stale_after_seconds):
+        raise TrainingBusy(f"training run {client.get(LOCK_KEY).decode()} holds the lock")
+
+
+# ---- execution ----
+
+def execute_run(config: Config, run_id: int, worker_name: str = "", progress: bool = False) -> str:
+    """Train, evaluate and store one queued run; returns its final status."""
+    url = config.database_url
+    client = _redis(config)
+    with session_scope(url) as db:
+        run = db.get(TrainingRun, run_id)
+        if run is None:
+            raise ValueError(f"no training run {run_id}")
+        if run.status != "queued":
+            return run.status
+        _claim(db, run, config, client)
+        now = utcnow()
+        run.status, run.started_at, run.heartbeat_at, run.worker = "running", now, now, worker_name
+    try:
+        status = _train_and_store(config, run_id, client, progress)
+    except Exception as exc:
+        log.exception("training run %s failed", run_id)
+        with session_scope(url) as db:
+            run = db.get(TrainingRun, run_id)
+            run.status, run.finished_at = "failed", utcnow()
+            run.error = f"{type(exc).__name__}: {exc}"[:2000]
+        status = "failed"
+    finally:
+        _release_lock(client, run_id)
+    return status
+
+
+def _train_and_store(config: Config, run_id: int, client, progress: bool) -> str:
+    from trainer.artifacts import save_artifact, save_figures
+    from trainer.evaluate import evaluate
+    from trainer.plots import run_figures
+    from trainer.snapshot import load_snapshot
+    from trainer.train import TrainParams, train
+
+    url = config.database_url
+    with session_scope(url) as db:
+        params = TrainParams.from_config(config, **db.get(TrainingRun, run_id).params)
+        snapshot = load_snapshot(db, params.image_size, config.data_dir / "snapshots")
+    started, history, cancel = time.monotonic(), [], {"requested": False}
+
+    def on_epoch(entry: dict) -> None:
+        history.append({k: entry[k] for k in ("epoch", "train_loss", "val_loss", "val_error_px")})
+        eta = (time.monotonic() - started) / entry["epoch"] * (params.epochs - entry["epoch"])
+        with session_scope(url) as db:
+            run = db.get(TrainingRun, run_id)
+            run.progress = {"epoch": entry["epoch"], "epochs": params.epochs, "train_loss": entry["train_loss"],
+                            "val_error_px": entry["val_error_px"], "eta_s": round(eta, 1), "history": list(history)}
+            run.heartbeat_at = utcnow()
+            cancel["requested"] = run.cancel_requested
+        if client is not None and client.get(LOCK_KEY) == str(run_id).encode():
+            client.expire(LOCK_KEY, config.training.stale_after_seconds)
+
+    with session_scope(url) as db:
+        run = db.get(TrainingRun, run_id)
+        run.dataset_version, run.heartbeat_at = snapshot.version, utcnow()
+        run.progress = {"epoch": 0, "epochs": params.epochs, "train_loss": None, "val_error_px": None,
+                        "eta_s": None, "history": []}
+    result = train(snapshot, params, on_epoch=on_epoch, should_stop=lambda: cancel["requested"], progress=progress)
+    split_record = {"by": result.split["by"], "sizes": result.split["sizes"], "groups": result.split["groups"]}
+    if result.stopped == "cancelled":
+        with session_scope(url) as db:
+            run = db.get(TrainingRun, run_id)
+            run.status, run.finished_at, run.split = "cancelled", utcnow(), split_record
+        return "cancelled"
+
+    metrics, test_errors = evaluate(snapshot, result.split, result.test_pred, params.error_grid)
+    metrics["params"] = result.spec["parameters"]
+    metrics["training"] = {"samples_per_s": result.samples_per_s, "best_epoch": result.best_epoch,
+                           "stopped": result.stopped, "device": result.device,
+                           "seconds": round(time.monotonic() - started, 1)}
+    figures = run_figures(metrics, test_errors, result.history)
+    with session_scope(url) as db:
+        run = db.get(TrainingRun, run_id)
+        save_figures(db, run, figures)
+        save_artifact(db, run, result.model, result.spec, result.normalisation, metrics)
+        run.metrics, run.split = metrics, split_record
+        run.progress = {**run.progress, "eta_s": 0}
+        run.status, run.finished_at, run.heartbeat_at = "done", utcnow(), utcnow()
+    return "done"

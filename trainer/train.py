@@ -1,0 +1,203 @@
+"""The training loop: snapshot in, trained model + history out. Read top to bottom.
+
+AdamW, linear warm-up then cosine decay (per step), early stopping on the validation
+error (px; only in the second half of the schedule; the best epoch's weights are kept),
+augmentation on the fly, deterministic from the seed. On CUDA: bf16 autocast and the
+whole snapshot resident on the GPU when it fits; on CPU: all cores.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from trainer import snapshot as snapshots
+from trainer.models import build_model, count_parameters, tensors_needed
+from trainer.transforms import make_batch, normalisation_stats, to_tensor
+
+from trainer.runs import TRAINING_KEYS as TUNABLE
+
+
+@dataclass
+class TrainParams:
+    architecture: str = "compact"
+    inputs: str = "full"
+    epochs: int = 30
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: int = 1
+    early_stopping_patience: int = 6
+    seed: int = 0
+    validation_fraction: float = 0.15
+    test_fraction: float = 0.15
+    error_grid: tuple[int, int] = (16, 9)
+    device: str = "auto"
+    image_size: int = 64
+
+    @classmethod
+    def from_config(cls, config, **overrides) -> "TrainParams":
+        values = {key: getattr(config.training, key) for key in TUNABLE}
+        values["image_size"] = config.collection.image_size
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        values["error_grid"] = tuple(values["error_grid"])
+        return cls(**values)
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "error_grid": list(self.error_grid)}
+
+
+@dataclass
+class TrainResult:
+    model: torch.nn.Module
+    spec: dict                       # architecture: enough to rebuild the model
+    normalisation: dict
+    split: dict
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    stopped: str = "completed"       # completed | early_stopping | cancelled
+    samples_per_s: float = 0.0
+    device: str = "cpu"
+    test_pred: np.ndarray | None = None
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def lr_factor(step: int, warmup_steps: int, total_steps: int, floor: float = 0.02) -> float:
+    """Linear warm-up to 1, then cosine decay to `floor`."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def px_loss(pred: torch.Tensor, target: torch.Tensor, screen: torch.Tensor) -> torch.Tensor:
+    """Mean squared Euclidean error in kilo-px of each sample's own screen."""
+    return (((pred.float() - target) * screen / 1000) ** 2).sum(dim=1).mean()
+
+
+@torch.no_grad()
+def predict(model, tensors, indices, stats, device, batch_size: int = 512) -> np.ndarray:
+    model.eval()
+    out = []
+    for start in range(0, len(indices), batch_size):
+        index = torch.as_tensor(indices[start:start + batch_size], device=next(iter(tensors.values())).device)
+        batch = {k: v.to(device, non_blocking=True) for k, v in make_batch(tensors, index, stats).items()}
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            out.append(model(batch).float().cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, 2), np.float32)
+
+
+def train(snapshot: snapshots.Snapshot, params: TrainParams, *,
+          on_epoch: Callable[[dict], None] | None = None,
+          should_stop: Callable[[], bool] | None = None, progress: bool = False) -> TrainResult:
+    # ---- setup: seed, device, split ----
+    torch.manual_seed(params.seed)
+    np.random.seed(params.seed)
+    device = pick_device(params.device)
+    if device.type == "cpu":
+        torch.set_num_threads(os.cpu_count() or 1)
+    split = snapshots.split(snapshot, params.validation_fraction, params.test_fraction, params.seed)
+    train_idx, val_idx, test_idx = (split["indices"][k] for k in ("train", "validation", "test"))
+
+    # ---- data: uint8 tensors, on the GPU when they fit ----
+    kinds = tensors_needed(params.inputs)
+    arrays = {k: snapshot.images[k] for k in kinds if k != "angles"}
+    data_device = device
+    if device.type == "cuda":
+        needed = sum(a.nbytes for a in arrays.values())
+        data_device = device if needed < 0.5 * torch.cuda.mem_get_info()[0] else torch.device("cpu")
+    tensors = {k: to_tensor(a, data_device) for k, a in arrays.items()}
+    if "angles" in kinds:
+        tensors["angles"] = torch.from_numpy(snapshot.angles).to(data_device)
+    stats = normalisation_stats(snapshot.images, train_idx, kinds)
+    targets = torch.from_numpy(snapshot.targets).to(device)
+    screens = torch.from_numpy(snapshot.screens).to(device)
+
+    # ---- model, optimiser, schedule ----
+    spec = {"name": params.architecture, "inputs": params.inputs, "image_size": params.image_size}
+    model = build_model(spec).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=params.learning_rate, weight_decay=params.weight_decay)
+    steps_per_epoch = max(1, math.ceil(len(train_idx) / params.batch_size))
+    total_steps = params.epochs * steps_per_epoch
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, params.warmup_epochs * steps_per_epoch, total_steps))
+    generator = torch.Generator(device=data_device).manual_seed(params.seed)
+    result = TrainResult(model, {**spec, "parameters": count_parameters(model)}, stats, split,
+                         device=str(device))
+
+    # ---- loop ----
+    best_error, best_state, stale_epochs = math.inf, None, 0
+    train_seconds, train_samples = 0.0, 0
+    bar = tqdm(range(1, params.epochs + 1), disable=not progress, unit="epoch", desc=params.architecture)
+    for epoch in bar:
+        model.train()
+        started = time.perf_counter()
+        order = torch.as_tensor(train_idx, device=data_device)[
+            torch.randperm(len(train_idx), generator=generator, device=data_device)]
+        total_loss = 0.0
+        for start in range(0, len(order), params.batch_size):
+            index = order[start:start + params.batch_size]
+            if len(index) < 2:  # batch norm needs two samples
+                continue
+            batch = {k: v.to(device, non_blocking=True)
+                     for k, v in make_batch(tensors, index, stats, augment=True, generator=generator).items()}
+            index = index.to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                pred = model(batch)
+            loss = px_loss(pred, targets[index], screens[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total_loss += loss.item() * len(index)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        train_seconds += time.perf_counter() - started
+        train_samples += len(order)
+
+        # ---- validation, early stopping ----
+        entry = {"epoch": epoch, "train_loss": total_loss / max(1, len(order)), "val_loss": None,
+                 "val_error_px": None, "lr": scheduler.get_last_lr()[0],
+                 "seconds": round(time.perf_counter() - started, 3)}
+        if len(val_idx):
+            pred = torch.from_numpy(predict(model, tensors, val_idx, stats, device)).to(device)
+            entry["val_loss"] = px_loss(pred, targets[val_idx], screens[val_idx]).item()
+            entry["val_error_px"] = float(((pred - targets[val_idx]) * screens[val_idx]).norm(dim=1).mean())
+        result.history.append(entry)
+        bar.set_postfix(loss=f"{entry['train_loss']:.4f}", val_px=entry["val_error_px"])
+        score = entry["val_error_px"] if entry["val_error_px"] is not None else entry["train_loss"]
+        if score < best_error:
+            best_error, best_state, stale_epochs = score, copy.deepcopy(model.state_dict()), 0
+            result.best_epoch = epoch
+        else:
+            stale_epochs += 1
+        if on_epoch:
+            on_epoch(entry)
+        if should_stop and should_stop():
+            result.stopped = "cancelled"
+            break
+        # While the learning rate is high the validation error is noise, not a trend:
+        # stop early only in the second half of the schedule.
+        if stale_epochs >= params.early_stopping_patience and epoch >= params.epochs // 2:
+            result.stopped = "early_stopping"
+            break
+    bar.close()
+
+    # ---- best weights, test predictions ----
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    result.samples_per_s = train_samples / train_seconds if train_seconds else 0.0
+    result.test_pred = predict(model, tensors, test_idx, stats, device)
+    return result

@@ -1,0 +1,82 @@
+"""Input preparation and augmentation on whole batches of tensors (CPU or GPU alike).
+
+uint8 arrays → float tensors normalised with the training split's statistics; during
+training, photo inputs get colour jitter (brightness, contrast, per-channel gain) and
+every image a small random shift. head_pos gets the shift only: its values are a mask.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+PHOTOS = ("face", "face_aligned", "l_eye", "r_eye")
+ANGLE_SCALE = 20.0  # degrees → about unit scale
+
+
+def normalisation_stats(images: dict[str, np.ndarray], indices: np.ndarray,
+                        kinds: tuple[str, ...]) -> dict[str, list[float]]:
+    """Per-input mean and std (one per channel) over the given samples."""
+    stats = {}
+    for kind in kinds:
+        if kind == "angles":
+            continue
+        data = images[kind][indices[:2000]].astype(np.float32)
+        axes = (0, 1, 2)
+        stats[kind] = {"mean": np.atleast_1d(data.mean(axis=axes)).tolist(),
+                       "std": np.atleast_1d(data.std(axis=axes) + 1e-3).tolist()}
+    return stats
+
+
+def to_tensor(array: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(N,S,S,3) or (N,S,S) uint8 → (N,C,S,S) uint8 tensor (channels first, kept compact)."""
+    tensor = torch.from_numpy(np.ascontiguousarray(array))
+    tensor = tensor.unsqueeze(1) if tensor.ndim == 3 else tensor.permute(0, 3, 1, 2)
+    return tensor.contiguous().to(device)
+
+
+def normalise(kind: str, images: torch.Tensor, stats: dict) -> torch.Tensor:
+    mean = torch.tensor(stats[kind]["mean"], device=images.device).view(1, -1, 1, 1)
+    std = torch.tensor(stats[kind]["std"], device=images.device).view(1, -1, 1, 1)
+    return (images.float() - mean) / std
+
+
+def colour_jitter(images: torch.Tensor, generator: torch.Generator, strength: float = 0.2) -> torch.Tensor:
+    """Random brightness, contrast and channel gains per sample, on 0..255 floats."""
+    n, device = images.shape[0], images.device
+    def uniform(*shape):
+        return (torch.rand(*shape, generator=generator, device=device) * 2 - 1) * strength
+    mean = images.mean(dim=(1, 2, 3), keepdim=True)
+    contrast = 1 + uniform(n, 1, 1, 1)
+    gain = (1 + uniform(n, 1, 1, 1)) * (1 + 0.5 * uniform(n, images.shape[1], 1, 1))
+    return ((images - mean) * contrast + mean) * gain
+
+
+def random_shift(images: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+    """Translate each image by shifts[i] = (dx, dy) in pixels (bilinear, border padding)."""
+    n, _, h, w = images.shape
+    theta = torch.zeros(n, 2, 3, device=images.device, dtype=images.dtype)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1
+    theta[:, 0, 2] = -2 * shifts[:, 0] / w
+    theta[:, 1, 2] = -2 * shifts[:, 1] / h
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, padding_mode="border", align_corners=False)
+
+
+def make_batch(tensors: dict[str, torch.Tensor], index: torch.Tensor, stats: dict, *,
+               augment: bool = False, generator: torch.Generator | None = None,
+               max_shift: float = 3.0) -> dict[str, torch.Tensor]:
+    """Model inputs for the samples `index` (a LongTensor on the tensors' device)."""
+    batch = {}
+    for kind, tensor in tensors.items():
+        if kind == "angles":
+            batch[kind] = tensor[index] / ANGLE_SCALE
+            continue
+        images = tensor[index].float()
+        if augment:
+            if kind in PHOTOS:
+                images = colour_jitter(images, generator)
+            shifts = (torch.rand(len(index), 2, generator=generator, device=images.device) * 2 - 1) * max_shift
+            images = random_shift(images, shifts)
+        batch[kind] = normalise(kind, images, stats)
+    return batch

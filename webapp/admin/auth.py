@@ -1,0 +1,94 @@
+"""Admin login/logout, the login requirement and CSRF protection for the whole blueprint.
+
+Pages answer a redirect to /admin/login without a login; JSON endpoints (/admin/api/…)
+answer 401 JSON. Every POST/PUT/PATCH/DELETE must carry the session's CSRF token, as the
+form field `csrf_token` or the header `X-CSRF-Token` (fetch).
+"""
+from __future__ import annotations
+
+import hmac
+import secrets
+from urllib.parse import urlsplit
+
+from flask import redirect, render_template, request, session, url_for
+
+from webapp import get_db
+from webapp.accounts import authenticate
+from webapp.admin import bp
+from webapp.errors import ApiError
+
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+PUBLIC_ENDPOINTS = frozenset({"admin.login"})
+
+
+def csrf_token() -> str:
+    """The session's CSRF token (created on first use)."""
+    if "csrf_token" not in session:
+        session["csrf_token"] = secrets.token_urlsafe(32)
+    return session["csrf_token"]
+
+
+def csrf_valid() -> bool:
+    sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token") or ""
+    expected = session.get("csrf_token") or ""
+    return bool(expected) and hmac.compare_digest(sent.encode(), expected.encode())
+
+
+def current_admin() -> str | None:
+    """The logged-in admin's name, or None (usable by other blueprints)."""
+    return session.get("admin_name") if session.get("admin_user_id") is not None else None
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/admin/api/") or request.accept_mimetypes.best == "application/json"
+
+
+@bp.app_context_processor
+def _template_helpers() -> dict:
+    return {"csrf_token": csrf_token, "current_admin": current_admin}
+
+
+@bp.before_request
+def require_login_and_csrf():
+    if request.endpoint not in PUBLIC_ENDPOINTS and not current_admin():
+        if wants_json() or request.method != "GET":
+            raise ApiError(401, "login_required", "log in at /admin/login first")
+        return redirect(url_for("admin.login", next=request.full_path.rstrip("?")))
+    if request.method in STATE_CHANGING and not csrf_valid():
+        raise ApiError(400, "csrf_failed", "missing or wrong CSRF token; reload the page and retry")
+    return None
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a local /admin path; anything else (another host, //evil) goes to the overview."""
+    parts = urlsplit(target or "")
+    if target and not parts.scheme and not parts.netloc and target.startswith("/admin"):
+        return target
+    return url_for("admin.overview")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    error = None
+    if request.method == "POST":
+        name = request.form.get("name", "").strip()
+        password = request.form.get("password", "")
+        db = get_db()
+        user = authenticate(db, name, password) if name and password else None
+        if user is not None:
+            db.commit()
+            session.clear()  # a fresh session (and CSRF token) after login
+            session["admin_name"] = user.name
+            session["admin_user_id"] = user.id  # what webapp.api checks for admin deletions
+            session.permanent = True
+            return redirect(_safe_next(request.form.get("next")))
+        error = "Wrong name or password."
+    status = 401 if error else 200
+    return render_template("admin/login.html", error=error,
+                           next=request.values.get("next", "")), status
+
+
+@bp.post("/logout")
+def logout():
+    session.clear()
+    return redirect(url_for("admin.login"))

@@ -1,0 +1,98 @@
+"""Overview: dataset counts, samples per day, rejection reasons, coverage heatmap (PNG)."""
+from __future__ import annotations
+
+import io
+from collections import Counter
+
+import numpy as np
+from flask import Response, render_template, request
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from gazelab.schema import SAMPLE_STATUSES, CollectionSession, Sample, Volunteer
+from webapp import get_config, get_db
+from webapp.admin import bp
+
+BATCH = 2000
+
+
+def dataset_counts(db: Session) -> dict[str, int]:
+    by_status = dict(db.execute(select(Sample.status, func.count()).group_by(Sample.status)).all())
+    counts = {status: by_status.get(status, 0) for status in SAMPLE_STATUSES}
+    counts["samples"] = sum(by_status.values())
+    counts["volunteers"] = db.scalar(select(func.count()).select_from(Volunteer)) or 0
+    counts["sessions"] = db.scalar(select(func.count()).select_from(CollectionSession)) or 0
+    return counts
+
+
+def samples_per_day(db: Session) -> list[tuple[str, int]]:
+    day = func.date(Sample.captured_at)
+    rows = db.execute(select(day, func.count()).group_by(day).order_by(day)).all()
+    return [(str(d), n) for d, n in rows]
+
+
+def rejection_reasons(db: Session) -> list[tuple[str, int]]:
+    """How often each reason code occurs on samples that are not accepted."""
+    counter: Counter[str] = Counter()
+    query = select(Sample.reasons).where(Sample.status != "accepted", Sample.reasons != "")
+    for reasons in db.scalars(query.execution_options(yield_per=BATCH)):
+        counter.update(code for code in reasons.split(",") if code)
+    return counter.most_common()
+
+
+def coverage_counts(db: Session, cols: int, rows: int, session_id: str | None = None) -> np.ndarray:
+    """Accepted samples per normalised screen cell, shape (rows, cols), row 0 at the top."""
+    query = (select(Sample.target_x, Sample.target_y,
+                    CollectionSession.screen_width, CollectionSession.screen_height)
+             .join(CollectionSession, Sample.session_id == CollectionSession.id)
+             .where(Sample.status == "accepted"))
+    if session_id:
+        query = query.where(Sample.session_id == session_id)
+    grid = np.zeros((rows, cols), dtype=np.int64)
+    for batch in db.execute(query.execution_options(yield_per=BATCH)).partitions():
+        points = np.asarray(batch, dtype=float)
+        col = np.clip((points[:, 0] / points[:, 2] * cols).astype(int), 0, cols - 1)
+        row = np.clip((points[:, 1] / points[:, 3] * rows).astype(int), 0, rows - 1)
+        np.add.at(grid, (row, col), 1)
+    return grid
+
+
+def heatmap_png(grid: np.ndarray, title: str, label: str) -> bytes:
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6.4, 3.9), dpi=100)
+    axes = figure.subplots()
+    image = axes.imshow(grid, cmap="viridis", aspect="auto", extent=(0, 1, 1, 0))
+    axes.set_title(title)
+    axes.set_xlabel("screen x (fraction of width)")
+    axes.set_ylabel("screen y (fraction of height)")
+    figure.colorbar(image, ax=axes, label=label)
+    if grid.size <= 400:
+        rows, cols = grid.shape
+        for r in range(rows):
+            for c in range(cols):
+                axes.text((c + .5) / cols, (r + .5) / rows, str(int(grid[r, c])), ha="center",
+                          va="center", fontsize=6, color="w" if grid[r, c] < grid.max() / 2 else "k")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+@bp.get("/")
+def overview():
+    db = get_db()
+    per_day = samples_per_day(db)
+    return render_template("admin/overview.html", counts=dataset_counts(db), per_day=per_day,
+                           max_per_day=max((n for _, n in per_day), default=1),
+                           reasons=rejection_reasons(db))
+
+
+@bp.get("/coverage.png")
+def coverage_png():
+    cols, rows = get_config().training.error_grid
+    grid = coverage_counts(get_db(), cols, rows, request.args.get("session_id") or None)
+    png = heatmap_png(grid, f"Accepted samples per screen region ({int(grid.sum())} in all)", "samples")
+    return Response(png, mimetype="image/png", headers={"Cache-Control": "no-store"})

@@ -265,3 +265,18 @@ def test_main_flow_on_every_database(gz_any, face_jpeg):
     deleted = client.delete(f"/api/v1/volunteers/{created['volunteer_id']}", headers=auth(created))
     assert deleted.json["deleted"]["samples"] == 1
     assert count(gz_any, Sample) == 0 and count(gz_any, Volunteer) == 0
+
+
+def test_screen_set_up_updates_the_session_until_frames_arrive(client, gz, face_jpeg):
+    created = new_session(client)
+    path = f"/api/v1/sessions/{created['session_id']}"
+    response = client.patch(path, headers=auth(created),
+                            json={"screen_width": 1920, "screen_height": 1080, "mm_per_px": 0.28})
+    assert response.status_code == 200 and response.json["screen_width"] == 1920
+    with session_scope(gz.config.database_url) as db:
+        assert db.get(CollectionSession, created["session_id"]).mm_per_px == 0.28
+    assert client.patch(path, headers=auth(created), json={"screen_width": 5}).status_code == 422
+    assert client.patch(path, headers=auth(created), json={"colour": "red"}).status_code == 422
+    upload(client, created, face_jpeg)
+    late = client.patch(path, headers=auth(created), json={"screen_width": 1280})
+    assert late.status_code == 409 and late.json["error"] == "session_has_samples"

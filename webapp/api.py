@@ -98,6 +98,23 @@ def get_session(session_id: str):
     return jsonify(ingest.session_summary(get_db(), _session(session_id)))
 
 
+SCREEN_UPDATE_FIELDS = {name: Field(f.kind, required=False, nullable=name == "mm_per_px",
+                                   lo=f.lo, hi=f.hi)
+                        for name, f in SESSION_FIELDS.items()
+                        if name in ("screen_width", "screen_height", "device_pixel_ratio", "mm_per_px")}
+
+
+@bp.patch("/sessions/<session_id>")
+def update_session(session_id: str):
+    """Screen set-up after the camera check: the fullscreen size and the card calibration."""
+    session = _session(session_id)
+    body = json_body(request)
+    fields = parse_fields(body, SCREEN_UPDATE_FIELDS)
+    db = get_db()
+    ingest.update_screen(db, session, **{k: v for k, v in fields.items() if k in body})
+    return jsonify(ingest.session_summary(db, session))
+
+
 @bp.post("/sessions/<session_id>/check-frame")
 def check_frame(session_id: str):
     from webapp.extraction import extract

@@ -56,6 +56,17 @@ def authorize(db: Session, session_id: str, token: str | None) -> CollectionSess
     return session
 
 
+def update_screen(db: Session, session: CollectionSession, **screen: Any) -> None:
+    """Change the screen geometry of a session that has no samples yet (set-up step)."""
+    if screen and db.scalar(select(func.count()).select_from(Sample).where(
+            Sample.session_id == session.id)):
+        raise ApiError(409, "session_has_samples",
+                       "the screen of a session cannot change once frames were stored")
+    for name, value in screen.items():
+        setattr(session, name, value)
+    db.commit()
+
+
 def check_target(session: CollectionSession, x: float, y: float) -> None:
     if not (0 <= x <= session.screen_width and 0 <= y <= session.screen_height):
         raise ApiError(422, "target_off_screen",

@@ -18,7 +18,7 @@ def _json(ref: str, description: str = "OK") -> dict[str, Any]:
 
 ERRORS = {str(code): _error(text) for code, text in (
     (400, "malformed request"), (401, "no upload token"), (403, "wrong token"),
-    (404, "unknown session, trial or volunteer"), (413, "body over max_upload_bytes"),
+    (404, "unknown session, trial or volunteer"), (409, "screen change after frames were stored"), (413, "body over max_upload_bytes"),
     (415, "wrong content type or not an image"), (422, "missing, unknown or invalid field"),
     (429, "rate limited (see Retry-After)"))}
 SESSION_ID = {"name": "session_id", "in": "path", "required": True,
@@ -72,8 +72,10 @@ def openapi_document() -> dict[str, Any]:
             "/sessions": {"post": _op(
                 "Start a collection session (records consent)",
                 {"201": _json("SessionCreated", "created")}, json_body("NewSession"), secured=False)},
-            "/sessions/{session_id}": {"get": _op(
-                "Session summary", {"200": _json("Summary")}, params=[SESSION_ID])},
+            "/sessions/{session_id}": {
+                "get": _op("Session summary", {"200": _json("Summary")}, params=[SESSION_ID]),
+                "patch": _op("Screen set-up: fullscreen size, devicePixelRatio, mm per px",
+                             {"200": _json("Summary")}, json_body("ScreenUpdate"), [SESSION_ID])},
             "/sessions/{session_id}/check-frame": {"post": _op(
                 "Camera check: verdict on one frame, nothing stored",
                 {"200": _json("Verdict")}, frame_only, [SESSION_ID])},
@@ -125,6 +127,12 @@ def openapi_document() -> dict[str, Any]:
                                    "device_pixel_ratio": {"type": "number", "minimum": 0.25, "maximum": 10},
                                    "mm_per_px": {"type": "number", "nullable": True, "minimum": 0.01, "maximum": 5},
                                    "user_agent": {"type": "string", "nullable": True, "maxLength": 512}}},
+                "ScreenUpdate": {"type": "object", "additionalProperties": False,
+                                 "properties": {
+                                     "screen_width": {"type": "integer", "minimum": 100, "maximum": 20000},
+                                     "screen_height": {"type": "integer", "minimum": 100, "maximum": 20000},
+                                     "device_pixel_ratio": {"type": "number", "minimum": 0.25, "maximum": 10},
+                                     "mm_per_px": {"type": "number", "nullable": True, "minimum": 0.01, "maximum": 5}}},
                 "SessionCreated": {"type": "object",
                                    "required": ["session_id", "volunteer_id", "upload_token",
                                                 "deletion_code", "settings"],

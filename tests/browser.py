@@ -1,7 +1,7 @@
 """Playwright helpers for browser tests: Debian chromium (headless) with a fake webcam fed
 from a Y4M file, and screenshots saved to test-artifacts/.
 
-    with launch_chromium(video=fake_webcam_y4m(tmp_path / "cam.y4m")) as browser:
+    with launch_chromium(video=sim_webcam_y4m(tmp_path_factory.getbasetemp())) as browser:
         page = browser.new_page(viewport=VIEWPORT)
         ...
         screenshot(page, "collect-consent")
@@ -66,6 +66,20 @@ def write_y4m(path: Path, frames: list[np.ndarray], fps: int = 30) -> Path:
     return path
 
 
+def sim_webcam_y4m(directory: Path, seconds: float = 2.0, seed: int = 0) -> Path:
+    """The virtual volunteer of `gazelab sim-video` looking at the screen centre (no blinks,
+    no lost face), written once into `directory` (pass the test session's base temp dir so
+    that every test module shares it); chromium loops the short video."""
+    from simulator.video import parse_targets, write_y4m
+    path = directory / f"sim-webcam-{seed}-{seconds:g}s.y4m"
+    if not path.exists():
+        partial = path.with_suffix(".partial")
+        write_y4m(partial, parse_targets("center", (VIEWPORT["width"], VIEWPORT["height"])),
+                  seconds=seconds, seed=seed, screen=(VIEWPORT["width"], VIEWPORT["height"]))
+        partial.replace(path)
+    return path
+
+
 def astronaut_frame(face_side: int = 400, background: int = 90) -> np.ndarray:
     """skimage's astronaut photograph (a real face MediaPipe finds) in a 640x480 BGR frame."""
     from skimage import data
@@ -79,6 +93,7 @@ def astronaut_frame(face_side: int = 400, background: int = 90) -> np.ndarray:
 
 
 def fake_webcam_y4m(path: Path, frame: np.ndarray | None = None, seconds: float = 0.2) -> Path:
-    """A still webcam video (chromium loops it) of `frame`, by default the astronaut."""
+    """A still webcam video (chromium loops it) of `frame`, by default the astronaut photo
+    (tests/test_admin_browser.py's live view; the volunteer page uses sim_webcam_y4m)."""
     frame = astronaut_frame() if frame is None else frame
     return write_y4m(path, [frame] * max(1, int(seconds * 30)))

@@ -23,6 +23,7 @@ import numpy as np
 import requests
 
 SCREEN = (1280, 720)
+BENCH_CONSENT = "bench"  # consent version of the bench's volunteers (erased afterwards)
 
 
 @dataclass
@@ -55,7 +56,7 @@ def run_volunteer(base: str, frames: list[tuple[bytes, tuple]], fps: float, seco
                   start_at: float, stats: VolunteerStats) -> None:
     http = requests.Session()
     created = _post(http, f"{base}/api/v1/sessions", json={
-        "consent": True, "consent_version": "bench", "screen_width": SCREEN[0],
+        "consent": True, "consent_version": BENCH_CONSENT, "screen_width": SCREEN[0],
         "screen_height": SCREEN[1], "device_pixel_ratio": 1.0}).json()
     api = f"{base}/api/v1/sessions/{created['session_id']}"
     http.headers["Authorization"] = f"Bearer {created['upload_token']}"
@@ -139,8 +140,23 @@ def start_server(database_url: str | None, web_workers: int | None):
     def stop() -> None:
         broker.stop_process(web)
         broker.stop_process(redis_process)
+        if database_url:
+            _delete_bench_volunteers(config.database_url)
         shutil.rmtree(data_dir, ignore_errors=True)
     return base, stop, config.server.web_workers
+
+
+def _delete_bench_volunteers(database_url: str) -> None:
+    """Leave an external database as it was: erase the volunteers this bench made."""
+    from sqlalchemy import select
+
+    from gazelab.db import session_scope
+    from gazelab.schema import Volunteer
+    from webapp.ingest import delete_volunteer
+    with session_scope(database_url) as db:
+        for volunteer_id in db.scalars(select(Volunteer.id).where(
+                Volunteer.consent_version == BENCH_CONSENT)).all():
+            delete_volunteer(db, volunteer_id)
 
 
 def bench_ingest(volunteers: int, seconds: float, fps: float, url: str | None,

@@ -55,6 +55,11 @@ export class SessionApi {
     return request(method, this.base + path, { token: this.token, ...options });
   }
 
+  /** Screen set-up: `{screen_width, screen_height, device_pixel_ratio, mm_per_px}`. */
+  updateScreen(screen) {
+    return this.call("PATCH", "", { json: screen });
+  }
+
   checkFrame(jpeg) {
     const form = new FormData();
     form.append("frame", jpeg, "check.jpg");

@@ -1,5 +1,6 @@
-// The volunteer page: consent → screen set-up → camera check → 9-point calibration →
-// dot task → (pursuit) → finish. State is mirrored on <body> as data attributes
+// The volunteer page: consent → camera check → screen set-up → 9-point calibration →
+// dot task → (pursuit) → finish. The session is created at consent with the window's size;
+// the screen set-up step PATCHes the fullscreen size and mm per px before any frame is stored. State is mirrored on <body> as data attributes
 // (data-step, data-queue, data-captured, data-uploaded, data-failed, data-session-id)
 // so that people and tests can see what is going on.
 //
@@ -21,7 +22,7 @@ const $ = (id) => document.getElementById(id);
 const body = document.body;
 const state = {
   api: null, deletionCode: null, settings: null, stream: null, grabber: null, task: null,
-  wantFullscreen: false, ignoreResizeUntil: 0, captured: 0, accepted: 0, mmPerPx: null,
+  wantFullscreen: false, ignoreResizeUntil: 0, captured: 0, accepted: 0, mmPerPx: null, screen: null,
 };
 const queue = new UploadQueue({
   onChange: (q) => {
@@ -71,89 +72,48 @@ function readOverrides(settings) {
 
 // ---- 1. consent ----------------------------------------------------------------------
 
-$("consent-form").addEventListener("submit", (event) => {
+function windowScreen() {
+  return {
+    screen_width: Math.round(window.innerWidth),
+    screen_height: Math.round(window.innerHeight),
+    device_pixel_ratio: window.devicePixelRatio || 1,
+  };
+}
+
+$("consent-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   if (!$("consent-box").checked) {
     $("consent-error").textContent = "Please tick the box to agree first.";
     return;
   }
-  show("setup");
-  enterFullscreen();
-  setCardWidth(cardWidth);
+  if (!state.api && !(await createVolunteerSession())) return;
+  startCameraCheck();
 });
 
-// ---- 2. screen set-up ----------------------------------------------------------------
-
-async function enterFullscreen() {
-  if (document.fullscreenElement || !document.documentElement.requestFullscreen) {
-    state.wantFullscreen = Boolean(document.fullscreenElement);
-    return;
-  }
+async function createVolunteerSession() {
+  $("consent-error").textContent = "";
+  $("consent-button").disabled = true;
   try {
-    await document.documentElement.requestFullscreen({ navigationUI: "hide" });
-    state.wantFullscreen = true;
-  } catch {
-    state.wantFullscreen = false;  // refused or unsupported: the dots use the window
-  }
-  state.ignoreResizeUntil = performance.now() + RESIZE_GRACE_MS;
-}
-
-let cardWidth = 280;
-function setCardWidth(width) {
-  cardWidth = Math.max(100, Math.min(1000, Math.round(width)));
-  const rect = $("card-rect");
-  rect.style.width = `${cardWidth}px`;
-  rect.style.height = `${(cardWidth * CARD_HEIGHT_MM) / CARD_WIDTH_MM}px`;
-  rect.setAttribute("aria-valuenow", cardWidth);
-  $("card-readout").textContent = `${cardWidth} px wide — ${(CARD_WIDTH_MM / cardWidth).toFixed(3)} mm per pixel`;
-}
-
-$("card-rect").addEventListener("keydown", (event) => {
-  const step = event.shiftKey ? 10 : 1;
-  if (event.key === "ArrowRight" || event.key === "ArrowUp") setCardWidth(cardWidth + step);
-  else if (event.key === "ArrowLeft" || event.key === "ArrowDown") setCardWidth(cardWidth - step);
-  else return;
-  event.preventDefault();
-});
-
-$("card-handle").addEventListener("pointerdown", (event) => {
-  const startX = event.clientX;
-  const startWidth = cardWidth;
-  const move = (e) => setCardWidth(startWidth + (e.clientX - startX));
-  const up = () => { window.removeEventListener("pointermove", move); window.removeEventListener("pointerup", up); };
-  window.addEventListener("pointermove", move);
-  window.addEventListener("pointerup", up);
-  event.preventDefault();
-});
-
-$("setup-measured").addEventListener("click", () => startSession(CARD_WIDTH_MM / cardWidth));
-$("setup-skip").addEventListener("click", () => startSession(null));
-
-async function startSession(mmPerPx) {
-  if (state.api) { startCameraCheck(); return; }
-  $("setup-error").textContent = "";
-  try {
+    const screen = windowScreen();
     const created = await createSession({
-      consent_version: body.dataset.consentVersion,
-      screen_width: Math.round(window.innerWidth),
-      screen_height: Math.round(window.innerHeight),
-      device_pixel_ratio: window.devicePixelRatio || 1,
-      mm_per_px: mmPerPx,
+      consent_version: body.dataset.consentVersion, ...screen,
       user_agent: navigator.userAgent.slice(0, 500),
     });
     state.api = new SessionApi(created);
     state.deletionCode = created.deletion_code;
     state.settings = readOverrides(created.settings);
-    state.screen = { width: Math.round(window.innerWidth), height: Math.round(window.innerHeight) };
+    state.screen = { width: screen.screen_width, height: screen.screen_height };
     body.dataset.sessionId = created.session_id;
+    return true;
   } catch (error) {
-    $("setup-error").textContent = `We could not start a session: ${error.message}. Please try again.`;
-    return;
+    $("consent-error").textContent = `We could not start a session: ${error.message}. Please try again.`;
+    return false;
+  } finally {
+    $("consent-button").disabled = false;
   }
-  startCameraCheck();
 }
 
-// ---- 3. camera check -------------------------------------------------------------------
+// ---- 2. camera check -------------------------------------------------------------------
 
 async function startCameraCheck() {
   show("camera");
@@ -215,7 +175,81 @@ function drawFaceBox(box) {
   element.hidden = false;
 }
 
-$("camera-continue").addEventListener("click", () => show("intro"));
+// ---- 3. screen set-up ----------------------------------------------------------------
+
+async function enterFullscreen() {
+  if (document.fullscreenElement || !document.documentElement.requestFullscreen) {
+    state.wantFullscreen = Boolean(document.fullscreenElement);
+    return;
+  }
+  try {
+    await document.documentElement.requestFullscreen({ navigationUI: "hide" });
+    state.wantFullscreen = true;
+  } catch {
+    state.wantFullscreen = false;  // refused or unsupported: the dots use the window
+  }
+  state.ignoreResizeUntil = performance.now() + RESIZE_GRACE_MS;
+}
+
+// This click is the user gesture that a fullscreen request needs, so it is made right here.
+$("camera-continue").addEventListener("click", () => {
+  show("setup");
+  enterFullscreen();
+  setCardWidth(cardWidth);
+});
+
+let cardWidth = 280;
+function setCardWidth(width) {
+  cardWidth = Math.max(100, Math.min(1000, Math.round(width)));
+  const rect = $("card-rect");
+  rect.style.width = `${cardWidth}px`;
+  rect.style.height = `${(cardWidth * CARD_HEIGHT_MM) / CARD_WIDTH_MM}px`;
+  rect.setAttribute("aria-valuenow", cardWidth);
+  $("card-readout").textContent = `${cardWidth} px wide — ${(CARD_WIDTH_MM / cardWidth).toFixed(3)} mm per pixel`;
+}
+
+$("card-rect").addEventListener("keydown", (event) => {
+  const step = event.shiftKey ? 10 : 1;
+  if (event.key === "ArrowRight" || event.key === "ArrowUp") setCardWidth(cardWidth + step);
+  else if (event.key === "ArrowLeft" || event.key === "ArrowDown") setCardWidth(cardWidth - step);
+  else return;
+  event.preventDefault();
+});
+
+$("card-handle").addEventListener("pointerdown", (event) => {
+  const startX = event.clientX;
+  const startWidth = cardWidth;
+  const move = (e) => setCardWidth(startWidth + (e.clientX - startX));
+  const up = () => { window.removeEventListener("pointermove", move); window.removeEventListener("pointerup", up); };
+  window.addEventListener("pointermove", move);
+  window.addEventListener("pointerup", up);
+  event.preventDefault();
+});
+
+$("setup-measured").addEventListener("click", () => finishSetup(CARD_WIDTH_MM / cardWidth));
+$("setup-skip").addEventListener("click", () => finishSetup(null));
+
+async function finishSetup(mmPerPx) {
+  $("setup-error").textContent = "";
+  state.mmPerPx = mmPerPx;
+  try {
+    await saveScreen();
+  } catch (error) {
+    $("setup-error").textContent = `We could not save your screen size: ${error.message}. Please try again.`;
+    return;
+  }
+  show("intro");
+}
+
+/** Store the window's current size (full screen by now) and mm per px with the session;
+ *  allowed until the first frame is stored. */
+async function saveScreen() {
+  const screen = windowScreen();
+  await state.api.updateScreen({ ...screen, mm_per_px: state.mmPerPx });
+  state.screen = { width: screen.screen_width, height: screen.screen_height };
+  body.dataset.screen = `${screen.screen_width}x${screen.screen_height}`;
+}
+
 
 // ---- 4-6. calibration, dots, pursuit ------------------------------------------------
 
@@ -234,16 +268,19 @@ async function fetchTargets(kind, n) {
 
 async function runTask() {
   const s = state.settings;
+  // back to full screen if it was left since the set-up; a window that changed size since
+  // then is stored again, so that every target fits it (no frame is stored yet)
+  if (state.wantFullscreen && !document.fullscreenElement) await enterFullscreen();
   let calibration, dots, glidePoints;
   try {
+    if (window.innerWidth !== state.screen.width || window.innerHeight !== state.screen.height) await saveScreen();
     calibration = (await fetchTargets("calibration", 9)).slice(0, s.calibration_points);
     dots = await fetchTargets("collection", s.dots_per_session);
     glidePoints = s.pursuit ? await fetchTargets("collection", Math.ceil(s.pursuit_seconds * 2) + 2) : [];
   } catch (error) {
-    fail(`We could not load the dot positions (${error.message}). Please start again.`);
+    fail(`We could not prepare the dots (${error.message}). Please start again.`);
     return;
   }
-  if (state.wantFullscreen && !document.fullscreenElement) await enterFullscreen();
   state.task = new DotTask({
     stage: $("stage"), dot: $("dot"), letter: $("attention-letter"), grabber: state.grabber,
     api: state.api, queue, settings: s, onProgress: showProgress,

@@ -1,6 +1,6 @@
 """The volunteer page in a real browser: Debian chromium (Playwright) with a fake webcam
-showing a real face, against a real gunicorn server and Celery worker. Screenshots of
-every step go to test-artifacts/collect-*.png."""
+showing the virtual volunteer (`gazelab sim-video`), against a real gunicorn server and
+Celery worker. Screenshots of every step go to test-artifacts/collect-*.png."""
 from __future__ import annotations
 
 import time
@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from gazelab.db import session_scope
 from gazelab.schema import CollectionSession, Sample, SampleImages, Trial, Volunteer
-from tests.browser import VIEWPORT, fake_webcam_y4m, launch_chromium, screenshot
+from tests.browser import VIEWPORT, launch_chromium, screenshot, sim_webcam_y4m
 from tests.support import WebServer, wait_until
 
 pytestmark = pytest.mark.browser
@@ -22,7 +22,7 @@ WRONG = {"L": "ArrowRight", "R": "ArrowLeft"}
 
 @pytest.fixture(scope="module")
 def webcam(tmp_path_factory):
-    return fake_webcam_y4m(tmp_path_factory.mktemp("cam") / "astronaut.y4m")
+    return sim_webcam_y4m(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture
@@ -48,8 +48,20 @@ def data(page, name: str) -> str | None:
     return page.evaluate(f"document.body.dataset[{name!r}]")
 
 
-def consent_and_camera(page, url: str, shots: bool = False) -> str:
-    """Keyboard only: consent → skip screen measuring → camera check → intro → start."""
+def assert_screen(gz, session_id: str, expected: tuple) -> None:
+    with session_scope(gz.database_url) as db:
+        session = db.get(CollectionSession, session_id)
+        assert (session.screen_width, session.screen_height, session.mm_per_px) == expected
+
+
+def consent_and_camera(page, url: str, shots: bool = False, card_steps: int = 0,
+                       window_before_fullscreen: dict | None = None, on_camera=None) -> str:
+    """Keyboard only: consent → camera check → screen set-up (card widened by `card_steps`
+    big steps and confirmed, or skipped) → intro → start. With `window_before_fullscreen`
+    the page starts at that size and grows to VIEWPORT on the set-up step; `on_camera(id)`
+    runs during the camera check."""
+    if window_before_fullscreen:
+        page.set_viewport_size(window_before_fullscreen)
     page.goto(url)
     if shots:
         screenshot(page, "collect-1-consent", full_page=True)
@@ -57,28 +69,38 @@ def consent_and_camera(page, url: str, shots: bool = False) -> str:
     page.keyboard.press("Space")
     page.keyboard.press("Tab")
     page.keyboard.press("Enter")
-    page.wait_for_function("document.body.dataset.step === 'setup'")
-    page.focus("#card-rect")
-    for _ in range(5):
-        page.keyboard.press("Shift+ArrowRight")
-    if shots:
-        screenshot(page, "collect-2-setup")
-    page.focus("#setup-skip")
-    page.keyboard.press("Enter")
     page.wait_for_function("document.body.dataset.step === 'camera'")
+    session_id = data(page, "sessionId")
     page.wait_for_function("document.querySelector('#camera-verdict').dataset.status === 'accepted'")
     assert page.inner_text("#camera-verdict") == "Face found"
+    assert page.evaluate("document.activeElement.id") == "camera-continue"
+    if on_camera:
+        on_camera(session_id)
     if shots:
-        screenshot(page, "collect-3-camera")
-    page.focus("#camera-continue")
+        screenshot(page, "collect-2-camera")
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.body.dataset.step === 'setup'")
+    if window_before_fullscreen:
+        page.set_viewport_size(VIEWPORT)
+        page.wait_for_function(f"innerWidth === {VIEWPORT['width']}")
+    page.focus("#card-rect")
+    for _ in range(card_steps):
+        page.keyboard.press("Shift+ArrowRight")
+    if shots:
+        screenshot(page, "collect-3-setup")
+    for button in ("#setup-measured", "#setup-skip"):
+        box = page.locator(button).bounding_box()
+        assert box["y"] + box["height"] <= page.viewport_size["height"], f"{button} is below the fold"
+    page.focus("#setup-measured" if card_steps else "#setup-skip")
     page.keyboard.press("Enter")
     page.wait_for_function("document.body.dataset.step === 'intro'")
+    assert data(page, "screen") == f"{VIEWPORT['width']}x{VIEWPORT['height']}"
     if shots:
         screenshot(page, "collect-4-intro")
     page.keyboard.press("Enter")  # the start button has the focus
     page.wait_for_function("document.body.dataset.step !== 'intro'")
     assert step(page) == "task", page.inner_text("#error-text")
-    return data(page, "sessionId")
+    return session_id
 
 
 def answer_letters(page, wrong: set[int] = frozenset(), silent: set[int] = frozenset(),
@@ -108,7 +130,11 @@ def wait_finished(page) -> None:
 
 
 def test_full_flow_stores_samples_with_crops_and_attention(gz, worker, web, page):
-    session_id = consent_and_camera(page, f"{web.url}/?dots=30&{FAST}", shots=True)
+    # the window grows to VIEWPORT at the set-up step, as full screen does on a real screen
+    session_id = consent_and_camera(page, f"{web.url}/?dots=30&{FAST}", shots=True, card_steps=5,
+                                    window_before_fullscreen={"width": 1100, "height": 620},
+                                    on_camera=lambda sid: assert_screen(gz, sid, (1100, 620, None)))
+    assert_screen(gz, session_id, (VIEWPORT["width"], VIEWPORT["height"], pytest.approx(85.6 / 330)))
 
     letters = answer_letters(page, until=lambda: int(data(page, "done") or 0) >= 3
                              and data(page, "phase") == "collection", shot_at=2)
@@ -209,7 +235,6 @@ def test_camera_denied_explains_and_retry_works(gz, web, webcam):
         page.goto(web.url + "/")
         page.check("#consent-box")
         page.click("#consent-button")
-        page.click("#setup-skip")
         page.wait_for_function("document.body.dataset.step === 'camera-problem'")
         assert data(page, "cameraError") == "NotAllowedError"
         assert "did not allow" in page.inner_text("#camera-problem-text")
@@ -233,6 +258,8 @@ def test_server_down_for_10_s_loses_no_frame(gz, web, page):
     answer_letters(page, until=lambda: time.monotonic() - went_down > 10)
     assert int(data(page, "done")) >= done_before + 5, "the dots must go on while the server is down"
     assert int(data(page, "queue")) > 0
+    page.wait_for_function("!document.getElementById('dot').hidden")
+    assert "connection lost" in page.inner_text("#progress-text")
     screenshot(page, "collect-server-down")
     restarted = WebServer(gz, port=web.port).start()
     try:

@@ -17,6 +17,7 @@ const CARD_WIDTH_MM = 85.6;
 const CARD_HEIGHT_MM = 53.98;
 const CHECK_INTERVAL_MS = 500;
 const RESIZE_GRACE_MS = 800;
+const OFFLINE_NOTE_MS = 5000;
 
 const $ = (id) => document.getElementById(id);
 const body = document.body;
@@ -315,6 +316,12 @@ function formatTimeLeft(ms) {
   return `about ${Math.round(seconds / 60)} min left`;
 }
 
+/** Tells the volunteer that pictures wait for the connection (they are kept and sent later). */
+function uploadNote() {
+  const offline = performance.now() - queue.lastRetryAt < OFFLINE_NOTE_MS && queue.pending > 0;
+  return offline ? ` · connection lost, ${queue.pending} pictures wait to be sent` : "";
+}
+
 function showProgress({ kind, done, total, msLeft }) {
   const fraction = total ? done / total : 0;
   $("progress-fill").style.width = `${(fraction * 100).toFixed(1)}%`;
@@ -322,7 +329,7 @@ function showProgress({ kind, done, total, msLeft }) {
   const label = kind === "calibration" ? `Getting started: dot ${Math.min(done + 1, total)} of ${total}`
     : kind === "pursuit" ? "Follow the gliding dot"
     : `Dot ${Math.min(done + 1, total)} of ${total}`;
-  $("progress-text").textContent = `${label} · ${formatTimeLeft(msLeft)}`;
+  $("progress-text").textContent = `${label} · ${formatTimeLeft(msLeft)}${uploadNote()}`;
   body.dataset.done = done;
   // keep the label away from the dot: bottom unless the dot is down there
   const stage = $("stage");

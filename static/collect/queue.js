@@ -20,6 +20,7 @@ export class UploadQueue {
     this.done = 0;
     this.failed = 0;
     this.retries = 0;
+    this.lastRetryAt = -Infinity;
     this.idleWaiters = [];
   }
 
@@ -70,6 +71,8 @@ export class UploadQueue {
           return;
         }
         this.retries += 1;
+        this.lastRetryAt = performance.now();
+        this.report();
         const wait = error.retryAfterS ? error.retryAfterS * 1000 : delay;
         await sleep(wait);
         delay = Math.min(delay * 2, LONGEST_RETRY_MS);

@@ -12,15 +12,12 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-import cv2
-import numpy as np
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.support import ARTIFACTS
 
 CHROMIUM = "/usr/bin/chromium"
 VIEWPORT = {"width": 1280, "height": 720}
-FRAME_SIZE = (640, 480)
 BASE_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
              "--disable-background-timer-throttling", "--disable-renderer-backgrounding"]
 
@@ -55,17 +52,6 @@ def screenshot(page: Page, name: str, full_page: bool = False) -> Path:
     return path
 
 
-def write_y4m(path: Path, frames: list[np.ndarray], fps: int = 30) -> Path:
-    """Write BGR frames (all the same size, even sides) as a Y4M (I420) video."""
-    height, width = frames[0].shape[:2]
-    with open(path, "wb") as out:
-        out.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
-        for frame in frames:
-            out.write(b"FRAME\n")
-            out.write(cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())
-    return path
-
-
 def sim_webcam_y4m(directory: Path, seconds: float = 2.0, seed: int = 0) -> Path:
     """The virtual volunteer of `gazelab sim-video` looking at the screen centre (no blinks,
     no lost face), written once into `directory` (pass the test session's base temp dir so
@@ -78,22 +64,3 @@ def sim_webcam_y4m(directory: Path, seconds: float = 2.0, seed: int = 0) -> Path
                   seconds=seconds, seed=seed, screen=(VIEWPORT["width"], VIEWPORT["height"]))
         partial.replace(path)
     return path
-
-
-def astronaut_frame(face_side: int = 400, background: int = 90) -> np.ndarray:
-    """skimage's astronaut photograph (a real face MediaPipe finds) in a 640x480 BGR frame."""
-    from skimage import data
-    width, height = FRAME_SIZE
-    photo = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
-    photo = cv2.resize(photo, (face_side, face_side), interpolation=cv2.INTER_AREA)
-    frame = np.full((height, width, 3), background, np.uint8)
-    top, left = (height - face_side) // 2, (width - face_side) // 2
-    frame[top:top + face_side, left:left + face_side] = photo
-    return frame
-
-
-def fake_webcam_y4m(path: Path, frame: np.ndarray | None = None, seconds: float = 0.2) -> Path:
-    """A still webcam video (chromium loops it) of `frame`, by default the astronaut photo
-    (tests/test_admin_browser.py's live view; the volunteer page uses sim_webcam_y4m)."""
-    frame = astronaut_frame() if frame is None else frame
-    return write_y4m(path, [frame] * max(1, int(seconds * 30)))

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from gazelab.db import session_scope
-from tests.browser import VIEWPORT, fake_webcam_y4m, launch_chromium, screenshot
+from tests.browser import VIEWPORT, launch_chromium, screenshot, sim_webcam_y4m
 from tests.test_admin import ADMIN, PASSWORD, counts_by_status, make_admin, seed
 
 
@@ -97,12 +97,12 @@ def test_login_review_reject_session_counts_and_export(gz, web, tmp_path):
         context.close()
 
 
-def test_retrain_progress_figures_promote_outliers_and_live_dot(gz, worker, web, tmp_path):
+def test_retrain_progress_figures_promote_outliers_and_live_dot(gz, worker, web, tmp_path_factory):
     from trainer.synthetic import insert_dataset
     with session_scope(gz.database_url) as db:
         insert_dataset(db, volunteers=4, samples_per_volunteer=40, seed=3)
     make_admin(gz.database_url)
-    camera = fake_webcam_y4m(tmp_path / "cam.y4m")
+    camera = sim_webcam_y4m(tmp_path_factory.getbasetemp())
     with launch_chromium(video=camera) as browser:
         page = browser.new_page(viewport=VIEWPORT)
         log_in(page, web.url, "/admin/runs")

@@ -357,7 +357,8 @@ def test_runs_list_run_page_json_figures_and_compare(gz, admin_client):
     first, second = insert_finished_run(gz.database_url, 80.0), insert_finished_run(gz.database_url, 60.0)
     html = admin_client.get("/admin/runs").get_data(as_text=True)
     assert f'data-run="{first}"' in html and "80.0" in html and "60.0" in html
-    assert 'name="csrf_token"' in html and 'name="learning_rate" value="0.002"' in html
+    learning_rate = gz.config.training.learning_rate
+    assert 'name="csrf_token"' in html and f'name="learning_rate" value="{learning_rate}"' in html
     html = admin_client.get(f"/admin/runs/{first}").get_data(as_text=True)
     assert "ridge baseline" in html and "0.50" in html and 'id="fig-error_heatmap"' in html
     assert 'id="promote"' in html

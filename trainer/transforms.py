@@ -2,7 +2,10 @@
 
 uint8 arrays → float tensors normalised with the training split's statistics; during
 training, photo inputs get colour jitter (brightness, contrast, per-channel gain) and
-every image a small random shift. head_pos gets the shift only: its values are a mask.
+face crops a small random shift. Eye crops are never shifted: they are cut around the
+eye corners, so where the iris sits inside the crop *is* the gaze signal, and a shift
+of a few px moves it as much as a gaze change of a few hundred px. head_pos (a mask of
+where the face is in the frame) is not augmented at all: its position is the signal.
 """
 from __future__ import annotations
 
@@ -12,6 +15,9 @@ import torch.nn.functional as F
 
 PHOTOS = ("face", "face_aligned", "l_eye", "r_eye")
 ANGLE_SCALE = 20.0  # degrees → about unit scale
+# Eyes and head_pos are never shifted: where the iris sits in the eye crop and where the
+# face sits in the frame are both gaze signals (see above).
+MAX_SHIFT_PX = {"face": 2.0, "face_aligned": 2.0}
 
 
 def normalisation_stats(images: dict[str, np.ndarray], indices: np.ndarray,
@@ -64,8 +70,7 @@ def random_shift(images: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
 
 
 def make_batch(tensors: dict[str, torch.Tensor], index: torch.Tensor, stats: dict, *,
-               augment: bool = False, generator: torch.Generator | None = None,
-               max_shift: float = 3.0) -> dict[str, torch.Tensor]:
+               augment: bool = False, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
     """Model inputs for the samples `index` (a LongTensor on the tensors' device)."""
     batch = {}
     for kind, tensor in tensors.items():
@@ -76,7 +81,9 @@ def make_batch(tensors: dict[str, torch.Tensor], index: torch.Tensor, stats: dic
         if augment:
             if kind in PHOTOS:
                 images = colour_jitter(images, generator)
-            shifts = (torch.rand(len(index), 2, generator=generator, device=images.device) * 2 - 1) * max_shift
-            images = random_shift(images, shifts)
+            max_shift = MAX_SHIFT_PX.get(kind, 0.0)
+            if max_shift:
+                shifts = (torch.rand(len(index), 2, generator=generator, device=images.device) * 2 - 1) * max_shift
+                images = random_shift(images, shifts)
         batch[kind] = normalise(kind, images, stats)
     return batch

@@ -18,7 +18,7 @@ def _check(fn) -> dict:
 
 def _workers() -> dict:
     celery = current_app.extensions["celery"]
-    replies = celery.control.ping(timeout=0.5) or []
+    replies = celery.control.ping(timeout=1.0) or []
     names = sorted(name for reply in replies for name in reply)
     if not names:
         raise RuntimeError("no Celery worker answered")

@@ -280,3 +280,10 @@ def test_screen_set_up_updates_the_session_until_frames_arrive(client, gz, face_
     upload(client, created, face_jpeg)
     late = client.patch(path, headers=auth(created), json={"screen_width": 1280})
     assert late.status_code == 409 and late.json["error"] == "session_has_samples"
+
+
+def test_ids_beyond_64_bits_are_not_found(client):
+    created = new_session(client)
+    response = client.patch(f"/api/v1/sessions/{created['session_id']}/trials/9223372036854775808",
+                            headers=auth(created), json={"attention_letter": "L", "attention_answer": "L"})
+    assert response.status_code == 404 and response.json["error"] == "not_found"

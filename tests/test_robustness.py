@@ -12,12 +12,14 @@ import pytest
 
 from tests.test_admin import admin_client, make_admin, page_csrf, seed  # noqa: F401
 
-HOSTILE_SEGMENTS = ["0", "999999999", "-1", "abc", "x" * 300, "..%2F..%2Fetc", "%00", "<script>"]
+HOSTILE_SEGMENTS = ["0", "999999999", "9223372036854775808", "1" * 40, "-1", "abc", "x" * 300, "..%2F..%2Fetc", "%00", "<script>"]
 HOSTILE_QUERIES = ["page=-1", "page=abc&status=<b>", "volunteer=" + "9" * 400, "status=all&reason=%00",
-                   "a=1&a=2&a=3", "cols=0&rows=99999", "n=1e9", "session_id=" + "z" * 200]
+                   "a=1&a=2&a=3", "a=9223372036854775808&b=99999999999999999999999", "page=99999999999999999999999", "cols=0&rows=99999", "n=1e9", "session_id=" + "z" * 200]
 HOSTILE_FORMS = [{}, {"ids": "1,2,x"}, {"sample_ids": ["abc", "-5"], "action": "explode"},
                  {"epochs": "1e99", "batch_size": "-3", "learning_rate": "NaN", "architecture": "gpt5"},
-                 {"session_id": "x" * 500, "reason": "r" * 10000}]
+                 {"session_id": "x" * 500, "reason": "r" * 10000},
+                 {"decision": "reject", "sample_id": ["9223372036854775808", "1e5"], "screen_width": "1" * 30,
+                  "screen_height": "NaN", "epochs": "9" * 40}]
 
 
 def _paths(app) -> list[tuple[str, set[str]]]:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from flask import Flask, g
 from sqlalchemy.orm import Session
+from werkzeug.routing import IntegerConverter
 
 from gazelab.celery_app import make_celery
 from gazelab.config import Config, load_config
@@ -17,6 +18,7 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 def create_app(config: Config | None = None) -> Flask:
     config = config or load_config()
     app = Flask(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
+    app.url_map.converters["int"] = DatabaseIdConverter
     app.config.update(
         GAZELAB=config,
         SECRET_KEY=_secret_key(config),
@@ -38,6 +40,14 @@ def create_app(config: Config | None = None) -> Flask:
 
     app.teardown_appcontext(_close_db)
     return app
+
+
+class DatabaseIdConverter(IntegerConverter):
+    """`<int:…>` in routes: ids beyond a 64-bit database integer are simply not found (404)."""
+
+    def __init__(self, url_map, *args, **kwargs):
+        kwargs.setdefault("max", 2**62)
+        super().__init__(url_map, *args, **kwargs)
 
 
 def celery_init_app(app: Flask, config: Config):

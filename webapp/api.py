@@ -11,7 +11,7 @@ from gazelab.schema import TRIAL_KINDS, Volunteer
 from webapp import get_config, get_db, ingest, ratelimit, targets
 from webapp.errors import ApiError
 from webapp.openapi import openapi_document
-from webapp.validation import (Field, bearer_token, json_body, parse_fields,
+from webapp.validation import (Field, bearer_token, json_body, parse_fields, parse_int,
                                parse_json_text)
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -165,7 +165,7 @@ def next_targets(session_id: str):
         "n": Field("str", required=False, max_len=4),
         "kind": Field("enum", required=False, choices=("collection", "calibration")),
     }, "query")
-    n = _query_int("n", args["n"], 10, 1, 200)
+    n = parse_int("n", args["n"], 1, 200, default=10)
     points, sampler = targets.next_targets(get_db(), get_config(), session, n,
                                            args["kind"] or "collection")
     return jsonify(targets=[{"x": x, "y": y} for x, y in points], sampler=sampler)
@@ -178,8 +178,8 @@ def coverage():
         "rows": Field("str", required=False, max_len=4),
         "session_id": Field("str", required=False, max_len=32),
     }, "query")
-    cols = _query_int("cols", args["cols"], 16, 1, 200)
-    rows = _query_int("rows", args["rows"], 9, 1, 200)
+    cols = parse_int("cols", args["cols"], 1, 200, default=16)
+    rows = parse_int("rows", args["rows"], 1, 200, default=9)
     counts = targets.coverage_counts(get_db(), cols, rows, args["session_id"])
     return jsonify(cols=cols, rows=rows, counts=counts.tolist())
 
@@ -205,11 +205,3 @@ def delete_volunteer(volunteer_id: str):
     if not allowed:
         raise ApiError(404, "unknown_volunteer", "no such volunteer for this token")
     return jsonify(deleted=ingest.delete_volunteer(db, volunteer_id))
-
-
-def _query_int(name: str, raw: str | None, default: int, lo: int, hi: int) -> int:
-    if raw is None:
-        return default
-    if not raw.isdigit() or not lo <= int(raw) <= hi:
-        raise ApiError(422, "invalid_field", f"{name}: must be an integer from {lo} to {hi}")
-    return int(raw)

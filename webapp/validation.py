@@ -123,6 +123,21 @@ def _reject_constant(token: str):
     raise ValueError(f"{token} is not allowed")
 
 
+MAX_DATABASE_ID = 2**62
+
+
+def parse_int(name: str, raw: str | None, lo: int, hi: int, default: int | None = None) -> int:
+    """An integer from a query string or form field, within [lo, hi] (ApiError otherwise)."""
+    if raw is None and default is not None:
+        return default
+    text = (raw or "").strip()
+    if not (text.isdigit() or (text.startswith("-") and text[1:].isdigit())) or len(text) > 20 \
+            or not lo <= int(text) <= hi:
+        raise ApiError(400, "invalid_field",
+                       f"{name}: must be an integer from {lo} to {hi}")
+    return int(text)
+
+
 def bearer_token(request: Request) -> str | None:
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):

@@ -16,6 +16,7 @@ from gazelab.schema import IMAGE_KINDS, SAMPLE_STATUSES, CollectionSession, Samp
 from webapp import get_db
 from webapp.admin import bp
 from webapp.errors import ApiError
+from webapp.validation import MAX_DATABASE_ID, parse_int
 
 PER_PAGE = 24
 CHUNK = 500
@@ -155,10 +156,7 @@ def _page_query(filters: Filters) -> Select:
 def review():
     db = get_db()
     filters = Filters.from_args(request.args)
-    try:
-        page = max(1, int(request.args.get("page", 1)))
-    except ValueError:
-        raise ApiError(400, "bad_page", "page must be a positive integer") from None
+    page = parse_int("page", request.args.get("page"), 1, 10**6, default=1)
     total = db.scalar(filters.apply(select(func.count()).select_from(Sample))) or 0
     pages = max(1, math.ceil(total / PER_PAGE))
     rows = db.execute(_page_query(filters).order_by(Sample.id)
@@ -184,10 +182,7 @@ def _decision() -> str:
 
 @bp.post("/review/samples")
 def review_samples():
-    try:
-        ids = [int(value) for value in request.form.getlist("sample_id")]
-    except ValueError:
-        raise ApiError(400, "bad_sample_id", "sample_id must be integers") from None
+    ids = [parse_int("sample_id", value, 1, MAX_DATABASE_ID) for value in request.form.getlist("sample_id")]
     status = _decision()
     if not ids:
         flash("Select at least one sample.", "error")

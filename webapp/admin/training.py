@@ -11,6 +11,7 @@ from gazelab.schema import ModelArtifact, RunFigure, TrainingRun
 from webapp import get_config, get_db
 from webapp.admin import bp
 from webapp.errors import ApiError
+from webapp.validation import MAX_DATABASE_ID, parse_int
 
 FIGURES = ("error_heatmap", "coverage_heatmap", "error_histogram", "loss_curves")
 ARCHITECTURES = ("compact", "reference")
@@ -132,10 +133,7 @@ def cancel(run_id: int):
 @bp.get("/runs/compare")
 def compare():
     db = get_db()
-    try:
-        ids = [int(request.args["a"]), int(request.args["b"])]
-    except (KeyError, ValueError):
-        raise ApiError(400, "bad_runs", "give two run ids as ?a=…&b=…") from None
+    ids = [parse_int(name, request.args.get(name), 1, MAX_DATABASE_ID) for name in ("a", "b")]
     pair = [get_run(db, run_id) for run_id in ids]
     return render_template("admin/compare.html", pair=[(run, run_summary(db, run)) for run in pair],
                            figures=FIGURES)

@@ -140,6 +140,7 @@ SPEC: dict[str, dict[str, Key]] = {
         "test_fraction": _float(0.01, 0.9),
         "error_grid": _grid(),
         "device": _choice("auto", "cpu", "cuda"),
+        "mirror_augment": _bool(),
         "stale_after_seconds": _int(10, 10**6),
     },
 }

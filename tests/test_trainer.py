@@ -156,3 +156,28 @@ def test_gazelab_train_runs_in_the_foreground(gz):
     bad = subprocess.run([str(VENV_BIN / "gazelab"), "train", "--epochs", "0"], env=gz.env,
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "epochs" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_mirror_augmentation_flips_pictures_swaps_eyes_and_mirrors_the_target(gz):
+    import torch
+    from trainer.transforms import mirror_inputs, mirror_targets, to_tensor
+    add_samples(gz, volunteers=1, samples_per_volunteer=4)
+    with session_scope(gz.config.database_url) as db:
+        snapshot = load_snapshot(db, 64)
+    inputs = {k: to_tensor(snapshot.images[k]).float() for k in ("face", "l_eye", "r_eye", "head_pos")}
+    inputs["angles"] = torch.from_numpy(snapshot.angles).float()
+    targets = torch.from_numpy(snapshot.targets)
+    mirror = torch.tensor([True, False, True, False])
+
+    mirrored = mirror_inputs(inputs, mirror)
+    assert torch.equal(mirrored["l_eye"][0], torch.flip(inputs["r_eye"][0], dims=[2]))
+    assert torch.equal(mirrored["r_eye"][2], torch.flip(inputs["l_eye"][2], dims=[2]))
+    assert torch.equal(mirrored["face"][0], torch.flip(inputs["face"][0], dims=[2]))
+    assert torch.equal(mirrored["head_pos"][2], torch.flip(inputs["head_pos"][2], dims=[2]))
+    assert torch.equal(mirrored["angles"][0], inputs["angles"][0] * torch.tensor([-1.0, 1.0, -1.0]))
+    for kind in inputs:  # unmarked samples untouched, and a mirror twice is no mirror
+        assert torch.equal(mirrored[kind][1::2], inputs[kind][1::2])
+        assert torch.equal(mirror_inputs(mirrored, mirror)[kind], inputs[kind])
+    flipped = mirror_targets(targets, mirror)
+    assert torch.allclose(flipped[0], torch.stack([1 - targets[0, 0], targets[0, 1]]))
+    assert torch.equal(flipped[1], targets[1])

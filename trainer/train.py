@@ -2,8 +2,9 @@
 
 AdamW, linear warm-up then cosine decay (per step), early stopping on the validation
 error (px; only in the second half of the schedule; the best epoch's weights are kept),
-augmentation on the fly, deterministic from the seed. On CUDA: bf16 autocast and the
-whole snapshot resident on the GPU when it fits; on CPU: all cores.
+augmentation on the fly (half the samples mirrored), deterministic from the seed.
+On CUDA: bf16 autocast and the whole snapshot resident on the GPU when it fits; on CPU:
+all cores.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from tqdm import tqdm
 
 from trainer import snapshot as snapshots
 from trainer.models import build_model, count_parameters, tensors_needed
-from trainer.transforms import make_batch, normalisation_stats, to_tensor
+from trainer.transforms import make_batch, mirror_targets, normalisation_stats, to_tensor
 
 from trainer.runs import TRAINING_KEYS as TUNABLE
 
@@ -41,6 +42,7 @@ class TrainParams:
     error_grid: tuple[int, int] = (16, 9)
     device: str = "auto"
     image_size: int = 64
+    mirror_augment: bool = True      # flip half the training samples left-right (transforms.mirror_inputs)
 
     @classmethod
     def from_config(cls, config, **overrides) -> "TrainParams":
@@ -153,12 +155,15 @@ def train(snapshot: snapshots.Snapshot, params: TrainParams, *,
             index = order[start:start + params.batch_size]
             if len(index) < 2:  # batch norm needs two samples
                 continue
-            batch = {k: v.to(device, non_blocking=True)
-                     for k, v in make_batch(tensors, index, stats, augment=True, generator=generator).items()}
+            mirror = (torch.rand(len(index), generator=generator, device=data_device) < 0.5
+                      if params.mirror_augment else None)
+            batch = {k: v.to(device, non_blocking=True) for k, v in make_batch(
+                tensors, index, stats, augment=True, generator=generator, mirror=mirror).items()}
             index = index.to(device)
+            target = targets[index] if mirror is None else mirror_targets(targets[index], mirror.to(device))
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 pred = model(batch)
-            loss = px_loss(pred, targets[index], screens[index])
+            loss = px_loss(pred, target, screens[index])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -6,6 +6,9 @@ face crops a small random shift. Eye crops are never shifted: they are cut aroun
 eye corners, so where the iris sits inside the crop *is* the gaze signal, and a shift
 of a few px moves it as much as a gaze change of a few hundred px. head_pos (a mask of
 where the face is in the frame) is not augmented at all: its position is the signal.
+The one exception is a mirror (mirror_inputs): every input and the target flipped
+together is another plausible volunteer, which doubles the head positions, faces and
+eye shapes the model sees (the webcam sits at the middle of the top of the screen).
 """
 from __future__ import annotations
 
@@ -69,15 +72,44 @@ def random_shift(images: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(images, grid, padding_mode="border", align_corners=False)
 
 
-def make_batch(tensors: dict[str, torch.Tensor], index: torch.Tensor, stats: dict, *,
-               augment: bool = False, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-    """Model inputs for the samples `index` (a LongTensor on the tensors' device)."""
-    batch = {}
-    for kind, tensor in tensors.items():
+def mirror_inputs(inputs: dict[str, torch.Tensor], mirror: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The same samples seen in a mirror where mirror[i] is True: every picture flipped
+    left-right, the eyes swapped (the left eye of a mirrored face is the mirrored right
+    eye), yaw and roll negated. The gaze target mirrors too: x → 1 - x (mirror_targets)."""
+    def pick(kind: str, mirrored: torch.Tensor) -> torch.Tensor:
+        view = mirror.view(-1, *([1] * (mirrored.ndim - 1)))
+        return torch.where(view, mirrored, inputs[kind])
+    out = dict(inputs)
+    swapped = {"l_eye": "r_eye", "r_eye": "l_eye"}
+    for kind, images in inputs.items():
         if kind == "angles":
-            batch[kind] = tensor[index] / ANGLE_SCALE
+            out[kind] = pick(kind, images * images.new_tensor([-1.0, 1.0, -1.0]))
+        elif swapped.get(kind) in inputs:
+            out[kind] = pick(kind, torch.flip(inputs[swapped[kind]], dims=[3]))
+        else:
+            out[kind] = pick(kind, torch.flip(images, dims=[3]))
+    return out
+
+
+def mirror_targets(targets: torch.Tensor, mirror: torch.Tensor) -> torch.Tensor:
+    """Screen fractions (x, y) → (1 - x, y) where mirror[i] is True."""
+    mirrored = torch.stack([1 - targets[:, 0], targets[:, 1]], dim=1)
+    return torch.where(mirror.view(-1, 1), mirrored, targets)
+
+
+def make_batch(tensors: dict[str, torch.Tensor], index: torch.Tensor, stats: dict, *,
+               augment: bool = False, generator: torch.Generator | None = None,
+               mirror: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Model inputs for the samples `index` (a LongTensor on the tensors' device);
+    `mirror` (bool per sample) flips those samples left-right (mirror_inputs)."""
+    raw = {kind: tensor[index].float() for kind, tensor in tensors.items()}
+    if mirror is not None:
+        raw = mirror_inputs(raw, mirror.to(index.device))
+    batch = {}
+    for kind, images in raw.items():
+        if kind == "angles":
+            batch[kind] = images / ANGLE_SCALE
             continue
-        images = tensor[index].float()
         if augment:
             if kind in PHOTOS:
                 images = colour_jitter(images, generator)

@@ -72,8 +72,13 @@ class CollectionSession(Base):
 
 class Trial(Base):
     __tablename__ = "trials"
+    __table_args__ = (
+        UniqueConstraint("session_id", "client_trial_id", name="uq_trials_session_client_trial"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The page's own id for the trial: a retried POST returns the first trial.
+    client_trial_id: Mapped[Optional[str]] = mapped_column(String(64))
     session_id: Mapped[str] = mapped_column(
         ForeignKey("collection_sessions.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(16))

@@ -117,7 +117,7 @@ def simulate_volunteer(db, config: Config, seed: int, index: int, samples: int) 
     clock = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     statuses, reasons, failed, frame_index = Counter(), Counter(), 0, 0
     for kind, (x, y) in dots[:trials]:
-        trial = ingest.add_trial(db, session, kind=kind, target_x=x, target_y=y, shown_at=clock)
+        trial, _ = ingest.add_trial(db, session, kind=kind, target_x=x, target_y=y, shown_at=clock)
         looks_away = rng.random() < TRIAL_INATTENTION
         for k in range(min(per_trial, samples - frame_index)):
             jpeg, _truth = sim.frame((x, y), index=frame_index, inattentive=True if looks_away else None)

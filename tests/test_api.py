@@ -287,3 +287,15 @@ def test_ids_beyond_64_bits_are_not_found(client):
     response = client.patch(f"/api/v1/sessions/{created['session_id']}/trials/9223372036854775808",
                             headers=auth(created), json={"attention_letter": "L", "attention_answer": "L"})
     assert response.status_code == 404 and response.json["error"] == "not_found"
+
+
+def test_retried_trial_with_the_same_client_id_is_stored_once(client, gz):
+    created = new_session(client)
+    body = {"kind": "calibration", "target_x": 10, "target_y": 10, "shown_at": NOW,
+            "client_trial_id": "trial-0001"}
+    path = f"/api/v1/sessions/{created['session_id']}/trials"
+    first = client.post(path, headers=auth(created), json=body)
+    again = client.post(path, headers=auth(created), json=body)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json == {"trial_id": first.json["trial_id"], "duplicate": True}
+    assert count(gz, Trial) == 1

@@ -166,6 +166,7 @@ def test_full_flow_stores_samples_with_crops_and_attention(gz, worker, web, page
         assert sum(t.kind == "calibration" for t in answered) == 9
         assert sum(t.kind == "collection" for t in answered) == 30
         assert all(t.attention_passed for t in answered)
+        assert len({t.client_trial_id for t in trials}) == len(trials)  # each trial sent with its own id
         assert [t.attention_letter for t in sorted(answered, key=lambda t: t.id)] == letters
         samples = db.scalars(select(Sample).where(Sample.session_id == session_id)).all()
         assert len(samples) == captured

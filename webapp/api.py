@@ -31,6 +31,7 @@ TRIAL_FIELDS = {
     "target_x": Field("number", lo=0, hi=MAX_SCREEN),
     "target_y": Field("number", lo=0, hi=MAX_SCREEN),
     "shown_at": Field("datetime"),
+    "client_trial_id": Field("client_id", required=False, nullable=True),
 }
 ATTENTION_FIELDS = {
     "attention_letter": Field("enum", choices=("L", "R")),
@@ -133,8 +134,8 @@ def check_frame(session_id: str):
 def create_trial(session_id: str):
     session = _session(session_id)
     fields = parse_fields(json_body(request), TRIAL_FIELDS)
-    trial = ingest.add_trial(get_db(), session, **fields)
-    return jsonify(trial_id=trial.id), 201
+    trial, duplicate = ingest.add_trial(get_db(), session, **fields)
+    return jsonify(trial_id=trial.id, duplicate=duplicate), 200 if duplicate else 201
 
 
 @bp.patch("/sessions/<session_id>/trials/<int:trial_id>")

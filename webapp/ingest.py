@@ -75,13 +75,33 @@ def check_target(session: CollectionSession, x: float, y: float) -> None:
 
 
 def add_trial(db: Session, session: CollectionSession, *, kind: str, target_x: float,
-              target_y: float, shown_at: dt.datetime) -> Trial:
+              target_y: float, shown_at: dt.datetime,
+              client_trial_id: str | None = None) -> tuple[Trial, bool]:
+    """Record a shown target; returns the trial and whether it existed already
+    (the same client_trial_id again: a retried request)."""
+    previous = _existing_trial(db, session, client_trial_id)
+    if previous is not None:
+        return previous, True
     check_target(session, target_x, target_y)
     trial = Trial(session_id=session.id, kind=kind, target_x=target_x, target_y=target_y,
-                  shown_at=shown_at)
+                  shown_at=shown_at, client_trial_id=client_trial_id)
     db.add(trial)
-    db.commit()
-    return trial
+    try:
+        db.commit()
+    except IntegrityError:
+        db.rollback()  # the same trial arrived twice at once
+        previous = _existing_trial(db, session, client_trial_id)
+        if previous is None:
+            raise
+        return previous, True
+    return trial, False
+
+
+def _existing_trial(db: Session, session: CollectionSession, client_trial_id: str | None) -> Trial | None:
+    if client_trial_id is None:
+        return None
+    return db.scalar(select(Trial).where(Trial.session_id == session.id,
+                                         Trial.client_trial_id == client_trial_id))
 
 
 def session_trial(db: Session, session: CollectionSession, trial_id: int) -> Trial:

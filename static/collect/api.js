@@ -66,9 +66,11 @@ export class SessionApi {
     return this.call("POST", "/check-frame", { form });
   }
 
-  createTrial(kind, target, shownAt) {
+  /** Idempotent per `clientTrialId`: a retry after a lost answer returns the same trial. */
+  createTrial(kind, target, shownAt, clientTrialId) {
     return this.call("POST", "/trials", {
-      json: { kind, target_x: target.x, target_y: target.y, shown_at: shownAt },
+      json: { kind, target_x: target.x, target_y: target.y, shown_at: shownAt,
+              client_trial_id: clientTrialId },
     });
   }
 

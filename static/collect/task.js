@@ -118,8 +118,9 @@ export class DotTask {
 
   enqueueTrial(kind, target) {
     const shownAt = new Date().toISOString();
+    const clientTrialId = newFrameId();
     const trialId = this.queue.push(() =>
-      this.api.createTrial(kind, target, shownAt).then((body) => body.trial_id));
+      this.api.createTrial(kind, target, shownAt, clientTrialId).then((body) => body.trial_id));
     trialId.catch(() => {});
     return trialId;
   }

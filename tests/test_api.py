@@ -299,3 +299,23 @@ def test_retried_trial_with_the_same_client_id_is_stored_once(client, gz):
     assert (first.status_code, again.status_code) == (201, 200)
     assert again.json == {"trial_id": first.json["trial_id"], "duplicate": True}
     assert count(gz, Trial) == 1
+
+
+def test_model_error_sampler_aims_at_the_worst_cells(gz):
+    from gazelab.schema import ModelArtifact
+    from webapp import create_app
+    # bottom-right is worst; the top cell without test samples counts as worst too (unknown)
+    mean_px = [[10.0, None, 10.0, 10.0], [10.0, 10.0, 10.0, 5000.0]]
+    with session_scope(gz.config.database_url) as db:
+        db.add(ModelArtifact(weights=b"", is_active=True,
+                             error_grid={"cols": 4, "rows": 2, "mean_px": mean_px}))
+    gz.overrides["GAZELAB_COLLECTION_SAMPLER"] = "model_error"
+    client = create_app(gz.config).test_client()
+    created = new_session(client)
+    body = client.get(f"/api/v1/sessions/{created['session_id']}/next-targets?n=100",
+                      headers=auth(created)).json
+    assert body["sampler"] == "model_error"
+    in_worst = [p for p in body["targets"] if p["x"] >= 960 and p["y"] >= 360]
+    in_unknown = [p for p in body["targets"] if 320 <= p["x"] < 640 and p["y"] < 360]
+    assert len(in_worst) >= 25 and len(in_unknown) >= 25
+    assert len(in_worst) + len(in_unknown) >= 95

@@ -8,8 +8,11 @@ import zipfile
 
 import pytest
 from playwright.sync_api import Page, expect
+from sqlalchemy import func, select
 
 from gazelab.db import session_scope
+from gazelab.schema import Sample
+from tests.support import wait_until
 from tests.browser import VIEWPORT, launch_chromium, screenshot, sim_webcam_y4m
 from tests.test_admin import ADMIN, PASSWORD, counts_by_status, make_admin, seed
 
@@ -134,6 +137,13 @@ def test_retrain_progress_figures_promote_outliers_and_live_dot(gz, worker, web,
         page.click("text=Training")
         expect(page.locator(f'tr[data-run="{run_id}"]')).to_contain_text("active")
         screenshot(page, "admin-runs")
+
+        # promotion queued outlier scoring on the worker: every sample gets its error
+        def scored() -> int:
+            with session_scope(gz.database_url) as db:
+                return db.scalar(select(func.count()).select_from(Sample)
+                                 .where(Sample.model_error_px.is_not(None)))
+        wait_until(lambda: scored() == 160, 60, 0.5, f"outlier scoring\n{worker.log()[-2000:]}")
 
         # with an active model the review page can flag outliers
         page.goto(web.url + "/admin/review")

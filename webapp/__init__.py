@@ -60,6 +60,7 @@ def celery_init_app(app: Flask, config: Config):
                 return self.run(*args, **kwargs)
 
     celery = make_celery(config, app.name)
+    celery.conf.imports = (*celery.conf.imports, "webapp.tasks")
     celery.Task = FlaskTask
     celery.set_default()
     app.extensions["celery"] = celery

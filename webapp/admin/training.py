@@ -116,6 +116,14 @@ def promote_run(run_id: int):
         raise ApiError(409, "no_model", f"run {run_id} has no model (not finished?)")
     promote(db, artifact.id)
     flash(f"Model of run {run_id} is now active.")
+    try:
+        from webapp.tasks import flag_model_outliers
+        flag_model_outliers.delay()
+        flash("Scoring every sample under it in the background; outliers (> 3 × median error) "
+              "will be flagged for review.")
+    except Exception:  # the broker is down: promotion stands, scoring waits for the button
+        flash("Could not queue outlier scoring (broker unreachable); use 'Flag model outliers' "
+              "on the review page.", "error")
     return redirect(url_for("admin.run_page", run_id=run_id))
 
 

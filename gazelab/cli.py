@@ -63,14 +63,8 @@ def admin() -> None:
 @with_appcontext
 def admin_create(name: str, password: str) -> None:
     """Create an admin account NAME."""
-    from webapp import get_db
     from webapp.accounts import create_admin
-    db = get_db()
-    try:
-        create_admin(db, name, password)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
-    db.commit()
+    _save_account(create_admin, name, password)
     click.echo(f"admin {name!r} created")
 
 
@@ -93,15 +87,20 @@ def admin_list() -> None:
 @with_appcontext
 def admin_reset_password(name: str, password: str) -> None:
     """Set a new password for the admin NAME."""
-    from webapp import get_db
     from webapp.accounts import set_password
+    _save_account(set_password, name, password)
+    click.echo(f"password of {name!r} changed")
+
+
+def _save_account(change, name: str, password: str) -> None:
+    """Apply an accounts change (create_admin / set_password) and commit; errors as CLI errors."""
+    from webapp import get_db
     db = get_db()
     try:
-        set_password(db, name, password)
+        change(db, name, password)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     db.commit()
-    click.echo(f"password of {name!r} changed")
 
 
 @bench.command("ingest")

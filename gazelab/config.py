@@ -170,8 +170,6 @@ class Config(SimpleNamespace):
             return prefix + str(self.resolve(url[len(prefix):]))
         return url
 
-    def as_dict(self) -> dict[str, dict[str, Any]]:
-        return {section: dict(vars(getattr(self, section))) for section in SPEC}
 
 
 def load_config(path: str | os.PathLike | None = None,

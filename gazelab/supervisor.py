@@ -23,18 +23,21 @@ def _child_env(config: Config) -> dict[str, str]:
     return env
 
 
-def web_command(config: Config) -> list[str]:
+def web_command(config: Config, port: int | None = None) -> list[str]:
+    """gunicorn serving the app factory (on `port` instead of the configured one if given)."""
     return [_bin("gunicorn"), "--workers", str(config.server.web_workers),
-            "--bind", f"{config.server.host}:{config.server.port}",
+            "--bind", f"{config.server.host}:{port or config.server.port}",
             "--timeout", "60", "--graceful-timeout", "5", "--access-logfile", "-",
             "--access-logformat", '%(h)s "%(r)s" %(s)s %(b)s %(M)sms',
             "webapp:create_app()"]
 
 
-def worker_command(config: Config) -> list[str]:
+def worker_command(config: Config, name: str | None = None) -> list[str]:
+    """One Celery worker on both queues; `name` makes its node name `name@host`."""
     return [_bin("celery"), "-A", "webapp.worker:celery", "worker", "--queues", "default,training",
             "--concurrency", str(config.server.worker_concurrency), "--loglevel", "INFO",
-            "--without-gossip", "--without-mingle", "--hostname", f"gazelab-{os.getpid()}@%h"]
+            "--without-gossip", "--without-mingle",
+            "--hostname", f"{name or f'gazelab-{os.getpid()}'}@%h"]
 
 
 def run_all(config: Config) -> int:

@@ -53,9 +53,6 @@ class Truth:
     inattentive: bool = False
     no_face: bool = False
 
-    def as_dict(self) -> dict:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
 
 class VirtualVolunteer:
     """One simulated person: a face identity and eye colours drawn from `seed`."""

@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, text
 
 from gazelab import broker, migrate
 from gazelab.config import Config, load_config
+from gazelab.supervisor import web_command, worker_command
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"
@@ -131,12 +132,11 @@ class Service:
 
 
 class Worker(Service):
-    def __init__(self, gz: GazeEnv, queues: str = "default,training"):
+    """The Celery worker `gazelab up` starts, under a unique node name."""
+
+    def __init__(self, gz: GazeEnv):
         name = f"worker-{uuid.uuid4().hex[:6]}"
-        super().__init__(name, [str(VENV_BIN / "celery"), "-A", "webapp.worker:celery", "worker",
-                                "--queues", queues, "--concurrency", "1", "--loglevel", "INFO",
-                                "--without-gossip", "--without-mingle",
-                                "--hostname", f"{name}@%h"], gz)
+        super().__init__(name, worker_command(gz.config, name), gz)
 
     def start(self, timeout: float = 60) -> "Worker":
         super().start()
@@ -151,11 +151,11 @@ class Worker(Service):
 
 
 class WebServer(Service):
-    def __init__(self, gz: GazeEnv, port: int | None = None, workers: int = 2):
+    """The gunicorn server `gazelab up` starts, on a free port."""
+
+    def __init__(self, gz: GazeEnv, port: int | None = None):
         self.port = port or free_port()
-        super().__init__("web", [str(VENV_BIN / "gunicorn"), "--workers", str(workers),
-                                 "--bind", f"127.0.0.1:{self.port}", "--timeout", "60",
-                                 "webapp:create_app()"], gz)
+        super().__init__("web", web_command(gz.config, self.port), gz)
 
     @property
     def url(self) -> str:

@@ -6,7 +6,6 @@ import io
 import re
 import zipfile
 
-import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import func, select
 

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from gazelab.db import session_scope
 from gazelab.schema import CollectionSession, Sample, SampleImages, Trial, Volunteer
 from tests.browser import VIEWPORT, launch_chromium, screenshot, sim_webcam_y4m
-from tests.support import WebServer, wait_until
+from tests.support import WebServer
 
 pytestmark = pytest.mark.browser
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-import multiprocessing
 import struct
 import subprocess
 import sys

@@ -8,9 +8,8 @@ from __future__ import annotations
 import io
 import re
 
-import pytest
 
-from tests.test_admin import admin_client, make_admin, page_csrf, seed  # noqa: F401
+from tests.test_admin import admin_client, page_csrf, seed  # noqa: F401  (admin_client is a fixture)
 
 HOSTILE_SEGMENTS = ["0", "999999999", "9223372036854775808", "1" * 40, "-1", "abc", "x" * 300, "..%2F..%2Fetc", "%00", "<script>"]
 HOSTILE_QUERIES = ["page=-1", "page=abc&status=<b>", "volunteer=" + "9" * 400, "status=all&reason=%00",

@@ -12,7 +12,7 @@ import copy
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -52,8 +52,6 @@ class TrainParams:
         values["error_grid"] = tuple(values["error_grid"])
         return cls(**values)
 
-    def as_dict(self) -> dict:
-        return {**asdict(self), "error_grid": list(self.error_grid)}
 
 
 @dataclass

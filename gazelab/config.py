@@ -25,6 +25,7 @@ class ConfigError(ValueError):
 class Key:
     parse: Callable[[str], Any]
     allowed: str
+    choices: tuple[str, ...] = ()   # the options of a choice key (for CLI and forms)
 
 
 def _int(lo: int, hi: int) -> Key:
@@ -56,7 +57,7 @@ def _choice(*options: str) -> Key:
         if raw not in options:
             raise ValueError
         return raw
-    return Key(parse, "one of " + ", ".join(options))
+    return Key(parse, "one of " + ", ".join(options), options)
 
 
 def _text(nonempty: bool = True) -> Key:
@@ -220,6 +221,4 @@ def load_config(path: str | os.PathLike | None = None,
     config = Config(**sections)
     config.path = path
     config.root = path.parent
-    if config.collection.only_edges and config.collection.sampler == "focus_edges":
-        config.collection.sampler = "only_edges"
     return config

@@ -11,14 +11,16 @@ import uuid
 from typing import Any, Optional
 
 from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer,
-                        LargeBinary, String, Text, UniqueConstraint)
+                        LargeBinary, String, Text, UniqueConstraint, select)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 TRIAL_KINDS = ("calibration", "collection", "pursuit", "validation")
 SAMPLE_STATUSES = ("accepted", "rejected", "flagged")
 RUN_STATUSES = ("queued", "running", "done", "failed", "cancelled")
 SESSION_STATUSES = ("active", "finished", "abandoned")
-IMAGE_KINDS = ("face", "face_aligned", "l_eye", "r_eye", "head_pos")
+# The stored crops of a sample: RGB photos, then the grey head-position mask.
+CROP_KINDS = ("face", "face_aligned", "l_eye", "r_eye", "head_pos")
+PHOTO_KINDS = tuple(kind for kind in CROP_KINDS if kind != "head_pos")
 
 
 def utcnow() -> dt.datetime:
@@ -113,7 +115,7 @@ class Sample(Base):
     # Target on the volunteer's screen at capture time, CSS px (origin top-left).
     target_x: Mapped[float] = mapped_column(Float)
     target_y: Mapped[float] = mapped_column(Float)
-    # Head pose in degrees (signs: webapp.extraction documents them); None when no face.
+    # Head pose in degrees (signs: collection.extraction documents them); None when no face.
     yaw: Mapped[Optional[float]] = mapped_column(Float)
     pitch: Mapped[Optional[float]] = mapped_column(Float)
     roll: Mapped[Optional[float]] = mapped_column(Float)
@@ -213,6 +215,16 @@ class ModelArtifact(Base):
     error_grid: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     is_active: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     promoted_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+
+    @classmethod
+    def active_id(cls, db) -> int | None:
+        """The id of the promoted model, None before any promotion (the one lookup)."""
+        return db.scalar(select(cls.id).where(cls.is_active.is_(True)).order_by(cls.id.desc()).limit(1))
+
+    @classmethod
+    def active(cls, db) -> ModelArtifact | None:
+        artifact_id = cls.active_id(db)
+        return None if artifact_id is None else db.get(cls, artifact_id)
 
 
 class AdminUser(Base):

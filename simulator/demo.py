@@ -2,7 +2,7 @@
 
 Each virtual volunteer does what the volunteer page does: one session with consent, then
 trials (9 calibration dots, then dots from the configured sampler), a few frames per dot
-uploaded through `webapp.ingest.ingest_frame` (so extraction and quality checks are the real
+uploaded through `collection.ingest.ingest_frame` (so extraction and quality checks are the real
 ones), and the attention letter answered -- wrongly when the volunteer looked elsewhere.
 Volunteers are tagged `demo:<seed>:<i>` in Volunteer.source, so a second run skips them.
 """
@@ -22,6 +22,7 @@ from sqlalchemy import select
 from gazelab.config import Config
 from gazelab.db import session_scope
 from gazelab.schema import CollectionSession, Volunteer
+from collection import reasons as reason_codes
 from simulator.volunteer import VirtualVolunteer
 
 # Common screens (CSS px) and their physical pixel pitch (mm per CSS px).
@@ -71,7 +72,7 @@ def run_demo(config: Config, volunteers: int, samples: int, seed: int = 0,
 
 def _already_done(config: Config, seed: int, index: int) -> bool:
     """True if this volunteer exists with a finished session; a half-made one is removed."""
-    from webapp.ingest import delete_volunteer
+    from collection.ingest import delete_volunteer
     with session_scope(config.database_url) as db:
         volunteer = db.scalar(select(Volunteer).where(Volunteer.source == source_tag(seed, index)))
         if volunteer is None:
@@ -93,8 +94,8 @@ def _volunteer_job(job: tuple) -> dict:
 
 
 def simulate_volunteer(db, config: Config, seed: int, index: int, samples: int) -> dict:
-    """One virtual volunteer's whole visit, written through webapp.ingest."""
-    from webapp import ingest, targets
+    """One virtual volunteer's whole visit, written through collection.ingest."""
+    from collection import ingest, targets
 
     rng = np.random.default_rng([seed, index, 99])
     volunteer = VirtualVolunteer(seed * 100_003 + index)
@@ -133,5 +134,5 @@ def simulate_volunteer(db, config: Config, seed: int, index: int, samples: int) 
     statuses.update(summary["counts"])
     from gazelab.schema import Sample
     for (codes,) in db.execute(select(Sample.reasons).where(Sample.session_id == session.id)):
-        reasons.update(r for r in codes.split(",") if r)
+        reasons.update(reason_codes.parse(codes))
     return {"statuses": dict(statuses), "reasons": dict(reasons), "attention_failed": failed}

@@ -63,7 +63,7 @@ class Portrait:
 def astronaut() -> tuple[np.ndarray, np.ndarray]:
     """The upscaled photograph (RGB) and its (478, 2) landmarks; computed once per process."""
     import skimage.data
-    from webapp.extraction import detect_landmarks
+    from collection.extraction import detect_landmarks
     photo = skimage.data.astronaut()
     faces = detect_landmarks(photo)
     if len(faces) != 1:

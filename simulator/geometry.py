@@ -6,7 +6,7 @@ out of the screen plane (z = 0); the screen hangs below it, so a screen point (s
 CSS px lies at x = -(sx - width/2) * mm_per_px (the volunteer's right is the image's left),
 y = SCREEN_GAP_MM + sy * mm_per_px.
 
-Angles follow webapp.extraction's conventions: yaw positive when the face (or gaze) points
+Angles follow collection.extraction's conventions: yaw positive when the face (or gaze) points
 toward the image's right side, pitch positive when it points up, roll = clockwise angle of
 the eye line on screen. The face is a plane (the base photograph) rotated by the head pose.
 """

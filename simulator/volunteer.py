@@ -36,7 +36,7 @@ JITTER = {"yaw": 0.6, "pitch": 0.6, "roll": 0.4, "x": 2.0, "y": 2.0, "z": 4.0}
 
 @dataclass
 class Truth:
-    """What really happened in one simulated frame (angles in degrees, webapp.extraction signs)."""
+    """What really happened in one simulated frame (angles in degrees, collection.extraction signs)."""
     index: int
     target: tuple[float, float]           # the dot, CSS px
     looked_at: tuple[float, float]        # where the eyes point (differs when inattentive)

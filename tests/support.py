@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, text
 
 from gazelab import broker, migrate
 from gazelab.config import Config, load_config
-from gazelab.supervisor import web_command, worker_command
+from gazelab_cli.supervisor import web_command, worker_command
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from gazelab.db import session_scope
 from gazelab.schema import (CollectionSession, Sample, SampleImages, Trial, Volunteer)
-from webapp.accounts import create_admin
+from collection.accounts import create_admin
 
 ADMIN, PASSWORD = "ada", "correct horse battery"
 
@@ -160,7 +160,7 @@ def test_logout_ends_the_session(gz, admin_client):
 
 def test_cli_create_list_reset_password(gz, app):
     runner = app.test_cli_runner()
-    from gazelab.cli import cli
+    from gazelab_cli import cli
     result = runner.invoke(cli, ["admin", "create", "bob"], input="s3cret-pass\ns3cret-pass\n")
     assert result.exit_code == 0, result.output
     assert "created" in result.output
@@ -246,7 +246,7 @@ def test_reject_many_then_accept_and_reject_whole_session(gz, admin_client):
 
 
 def test_outlier_flagging_uses_three_times_the_median(gz):
-    from webapp.admin.review import flag_outliers
+    from collection.review import flag_outliers
     seed(gz.database_url, volunteers=1, samples_each=10, with_failed_attention=False)
     with session_scope(gz.database_url) as db:
         ids = db.scalars(select(Sample.id).where(Sample.status == "accepted").order_by(Sample.id)).all()

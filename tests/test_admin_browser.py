@@ -144,10 +144,10 @@ def test_retrain_progress_figures_promote_outliers_and_live_dot(gz, worker, web,
                                  .where(Sample.model_error_px.is_not(None)))
         wait_until(lambda: scored() == 160, 60, 0.5, f"outlier scoring\n{worker.log()[-2000:]}")
 
-        # with an active model the review page can flag outliers
+        # with an active model the review page can queue outlier scoring again
         page.goto(web.url + "/admin/review")
         page.click("text=Flag model outliers")
-        expect(page.locator(".flash").first).to_contain_text("Scored 160 samples")
+        expect(page.locator(".flash").first).to_contain_text("Scoring every sample under the active model")
 
         # live tracking from the (fake) webcam: a dot appears with an expected-error radius
         page.click("text=Live")

@@ -14,8 +14,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from gazelab.config import REPO_ROOT, load_config
 from tests import images
-from webapp import extraction
-from webapp.extraction import REASONS, Extraction, extract, extract_rgb
+from collection import extraction
+from collection.codec import decode_crop
+from collection.extraction import REASONS, Extraction, extract, extract_rgb
 
 
 @pytest.fixture(scope="module")
@@ -279,23 +280,23 @@ def test_random_bytes_are_a_bad_image(data):
 
 @pytest.mark.parametrize("crop_format", ["jpeg", "png"])
 def test_crops_round_trip_through_storage(found, config, crop_format):
-    encoded = extraction.encode_crops(found.features, with_extraction(config, crop_format=crop_format))
+    encoded = extraction.encode_features(found.features, with_extraction(config, crop_format=crop_format))
     assert set(encoded) == {"face", "face_aligned", "l_eye", "r_eye", "head_pos"}
     assert encoded["face"][:2] == (b"\xff\xd8" if crop_format == "jpeg" else b"\x89P")
     for name, data in encoded.items():
-        original, decoded = getattr(found.features, name), extraction.decode_crop(data)
+        original, decoded = getattr(found.features, name), decode_crop(data)
         assert decoded.shape == original.shape and decoded.dtype == np.uint8
         tolerance = 0 if crop_format == "png" else 12
         assert np.abs(decoded.astype(int) - original.astype(int)).mean() <= tolerance
     with pytest.raises(ValueError):
-        extraction.decode_crop(b"garbage")
+        decode_crop(b"garbage")
 
 
 FORK_SCRIPT = """
 import multiprocessing, sys
 from gazelab.config import REPO_ROOT, load_config
 from tests import images
-from webapp.extraction import extract
+from collection.extraction import extract
 data, config = images.jpeg(images.frame()), load_config(environ={})
 
 def child(queue):
@@ -331,7 +332,7 @@ def test_bench_extract_prints_one_json_object():
 
     from click.testing import CliRunner
 
-    from gazelab.cli import cli
+    from gazelab_cli import cli
     outcome = CliRunner().invoke(cli, ["bench", "extract", "--frames", "12", "--workers", "1", "--json"])
     assert outcome.exit_code == 0, outcome.output
     report = json.loads(outcome.output.strip().splitlines()[-1])

@@ -16,8 +16,7 @@ from simulator.demo import run_demo
 from tests.conftest import BROKERS, DATABASES, EXTERNAL_BROKER, EXTERNAL_DB
 from tests.support import GazeEnv, Worker, create_postgres_database, short_tmpdir, wait_until
 from trainer import runs
-from trainer.inference import load_predictor
-from webapp.extraction import decode_crop
+from trainer.inference import load_predictor, sample_inputs
 
 BACKENDS = sorted({(DATABASES[-1], BROKERS[-1]), ("sqlite", "embedded")})
 
@@ -50,7 +49,7 @@ def test_simulated_volunteers_to_trained_promoted_model(stack):
     try:
         with session_scope(gz.database_url) as db:
             run_id = runs.queue_run(db, {"epochs": 4, "batch_size": 32, "device": "cpu",
-                                         "error_grid": "4x3"}).id
+                                         "error_grid": "4x3"}, gz.config).id
     finally:
         celery.close()
     wait_until(lambda: _run(gz, run_id).status in ("done", "failed"), 240, 0.2,
@@ -67,10 +66,7 @@ def test_simulated_volunteers_to_trained_promoted_model(stack):
         predictor = load_predictor(db)
         sample, images = db.query(Sample, SampleImages).join(
             SampleImages, SampleImages.sample_id == Sample.id).filter(Sample.status == "accepted").first()
-        features = {kind: decode_crop(getattr(images, kind))
-                    for kind in ("face", "face_aligned", "l_eye", "r_eye", "head_pos")}
-        features.update(yaw=sample.yaw, pitch=sample.pitch, roll=sample.roll)
-        prediction = predictor.predict([features])
+        prediction = predictor.predict([sample_inputs(sample, images)])
     assert prediction.shape == (1, 2) and (abs(prediction) < 3).all()
 
 

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from gazelab.cli import cli
+from gazelab_cli import cli
 from gazelab.config import load_config
 from gazelab.db import session_scope
 from gazelab.schema import CollectionSession, Sample, SampleImages, Trial, Volunteer
@@ -18,7 +18,7 @@ from simulator.demo import run_demo
 from simulator.video import read_y4m
 from simulator.volunteer import VirtualVolunteer
 from tests.support import VENV_BIN
-from webapp.extraction import extract, extract_rgb
+from collection.extraction import extract, extract_rgb
 
 SCREEN, MM_PER_PX = (1920, 1080), 0.27
 

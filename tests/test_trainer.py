@@ -15,7 +15,8 @@ from tests.trainer_data import add_samples, fast_params
 from trainer import runs
 from trainer.inference import load_predictor
 from trainer.plots import DPI, FIGSIZE
-from trainer.snapshot import PHOTO_KINDS, load_snapshot, split
+from gazelab.schema import PHOTO_KINDS
+from trainer.snapshot import load_snapshot, split
 
 
 @pytest.mark.parametrize("volunteers,sessions", [(1, 6), (2, 3), (7, 2)])

@@ -14,7 +14,7 @@ def _queue(gz, params: dict) -> int:
     celery = make_celery(gz.config, "test-client")
     try:
         with session_scope(gz.config.database_url) as db:
-            run = runs.queue_run(db, params)
+            run = runs.queue_run(db, params, gz.config)
             assert run.status == "queued" and run.celery_task_id
             return run.id
     finally:

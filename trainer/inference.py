@@ -1,17 +1,34 @@
-"""Inference from a stored model artifact: predict (x, y) screen fractions from features."""
+"""Inference from a stored model artifact: predict (x, y) screen fractions from features.
+
+The web app's one door into the trainer (besides Celery task names): live tracking and
+anything else that needs a prediction goes through `Predictor`."""
 from __future__ import annotations
 
 import math
 
 import numpy as np
 import torch
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gazelab.schema import ModelArtifact
+from collection.codec import decode_crop
+from gazelab.schema import CROP_KINDS, ModelArtifact, Sample, SampleImages
 from trainer.artifacts import load_model
 from trainer.models import tensors_needed
 from trainer.transforms import make_batch, to_tensor
+
+
+ANGLES = ("yaw", "pitch", "roll")
+
+
+def sample_inputs(sample: Sample, images: SampleImages) -> dict:
+    """A stored sample as Predictor.predict takes it: RGB crops, grey head_pos, angles."""
+    crops = {kind: decode_crop(getattr(images, kind), grey=kind == "head_pos") for kind in CROP_KINDS}
+    return {**crops, **{angle: getattr(sample, angle) or 0.0 for angle in ANGLES}}
+
+
+def features_inputs(features) -> dict:
+    """collection.extraction.Features as Predictor.predict takes them."""
+    return {name: getattr(features, name) for name in (*CROP_KINDS, *ANGLES)}
 
 
 class Predictor:
@@ -32,7 +49,7 @@ class Predictor:
         tensors = {}
         for kind in self.kinds:
             if kind == "angles":
-                angles = [[float(s.get(k) or 0.0) for k in ("yaw", "pitch", "roll")] for s in samples]
+                angles = [[float(s.get(k) or 0.0) for k in ANGLES] for s in samples]
                 tensors[kind] = torch.tensor(angles, dtype=torch.float32)
             else:
                 tensors[kind] = to_tensor(np.stack([np.asarray(s[kind], np.uint8) for s in samples]))
@@ -56,8 +73,5 @@ class Predictor:
 
 def load_predictor(db: Session, artifact_id: int | None = None) -> Predictor | None:
     """The artifact's predictor; artifact_id None → the active model; None if there is none."""
-    if artifact_id is None:
-        artifact = db.scalars(select(ModelArtifact).where(ModelArtifact.is_active)).first()
-    else:
-        artifact = db.get(ModelArtifact, artifact_id)
+    artifact = ModelArtifact.active(db) if artifact_id is None else db.get(ModelArtifact, artifact_id)
     return Predictor(artifact) if artifact is not None else None

@@ -14,44 +14,18 @@ import time
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from gazelab.config import SPEC, Config, load_config
+from gazelab.celery_app import RETRAIN_TASK
+from gazelab.config import Config
 from gazelab.db import session_scope
 from gazelab.schema import ModelArtifact, TrainingRun, utcnow
+from trainer.params import TrainParams, validate_params
 
 log = logging.getLogger(__name__)
-TRAINING_KEYS = tuple(key for key in SPEC["training"] if key != "stale_after_seconds")
 LOCK_KEY = "gazelab:training-lock"
-TASK_NAME = "trainer.tasks.retrain"
 
 
 class TrainingBusy(RuntimeError):
     """Another training run holds the lock."""
-
-
-def validate_params(params: dict, config: Config) -> dict:
-    """Overrides checked with the config's own rules, merged over [training] defaults."""
-    if not isinstance(params, dict):
-        raise ValueError("training parameters must be an object")
-    resolved = {key: getattr(config.training, key) for key in TRAINING_KEYS}
-    for key, value in params.items():
-        if key not in TRAINING_KEYS:
-            raise ValueError(f"unknown training parameter {key!r}; allowed: {', '.join(TRAINING_KEYS)}")
-        spec = SPEC["training"][key]
-        if isinstance(value, (list, tuple)) and key == "error_grid":
-            value = "x".join(str(v) for v in value)
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise ValueError(f"training parameter {key} = {value!r} is invalid; it must be {spec.allowed}")
-        try:
-            resolved[key] = spec.parse(str(value).strip())
-        except (ValueError, KeyError, TypeError):
-            raise ValueError(f"training parameter {key} = {value!r} is invalid; it must be {spec.allowed}") from None
-    resolved["error_grid"] = list(resolved["error_grid"])
-    return resolved
-
-
-def _config() -> Config:
-    from celery import current_app
-    return getattr(current_app, "gazelab_config", None) or load_config()
 
 
 def create_run(db: Session, params: dict, config: Config) -> TrainingRun:
@@ -61,12 +35,13 @@ def create_run(db: Session, params: dict, config: Config) -> TrainingRun:
     return run
 
 
-def queue_run(db: Session, params: dict) -> TrainingRun:
-    """Validate, create the run (queued), commit, and send the Celery task (queue training)."""
+def queue_run(db: Session, params: dict, config: Config) -> TrainingRun:
+    """Validate, create the run (queued), commit, and send the Celery task by name (queue
+    training) through the process's current Celery app."""
     from celery import current_app
-    run = create_run(db, params, _config())
+    run = create_run(db, params, config)
     try:
-        result = current_app.send_task(TASK_NAME, args=[run.id], queue="training")
+        result = current_app.send_task(RETRAIN_TASK, args=[run.id], queue="training")
     except Exception as exc:
         run.status, run.error, run.finished_at = "failed", f"could not reach the broker: {exc}", utcnow()
         db.commit()
@@ -181,7 +156,7 @@ def _train_and_store(config: Config, run_id: int, client, progress: bool) -> str
     from trainer.evaluate import evaluate
     from trainer.plots import run_figures
     from trainer.snapshot import load_snapshot
-    from trainer.train import TrainParams, train
+    from trainer.train import train
 
     url = config.database_url
     with session_scope(url) as db:

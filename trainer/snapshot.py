@@ -10,19 +10,17 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gazelab.schema import CollectionSession, Sample, SampleImages
-
-PHOTO_KINDS = ("face", "face_aligned", "l_eye", "r_eye")
+from collection.codec import decode_crop
+from gazelab.schema import CROP_KINDS, CollectionSession, Sample, SampleImages
 
 
 @dataclass
 class Snapshot:
-    images: dict[str, np.ndarray]   # PHOTO_KINDS: (N,S,S,3) uint8 RGB; head_pos: (N,S,S) uint8
+    images: dict[str, np.ndarray]   # CROP_KINDS: photos (N,S,S,3) uint8 RGB; head_pos (N,S,S) uint8
     angles: np.ndarray              # (N,3) float32 yaw, pitch, roll in degrees (0 when unknown)
     targets: np.ndarray             # (N,2) float32 target / screen size
     screens: np.ndarray             # (N,2) float32 screen width, height (CSS px)
@@ -46,27 +44,17 @@ def dataset_version(db: Session, image_size: int) -> str:
     return digest[:16]
 
 
-def _decode(data: bytes, grey: bool, size: int) -> np.ndarray:
-    flag = cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
-    if image is None:
-        raise ValueError("undecodable crop")
-    if image.shape[:2] != (size, size):
-        image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
-    return image if grey else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
 def _read(db: Session, image_size: int, version: str) -> Snapshot:
     query = (select(Sample, SampleImages, CollectionSession)
              .join(SampleImages, SampleImages.sample_id == Sample.id)
              .join(CollectionSession, CollectionSession.id == Sample.session_id)
              .where(Sample.status == "accepted").order_by(Sample.id)
              .execution_options(yield_per=500))
-    images: dict[str, list[np.ndarray]] = {k: [] for k in PHOTO_KINDS + ("head_pos",)}
+    images: dict[str, list[np.ndarray]] = {k: [] for k in CROP_KINDS}
     angles, targets, screens, mm, ids, sessions, volunteers = [], [], [], [], [], [], []
     for sample, crops, session in db.execute(query):
         for kind in images:
-            images[kind].append(_decode(getattr(crops, kind), kind == "head_pos", image_size))
+            images[kind].append(decode_crop(getattr(crops, kind), grey=kind == "head_pos", size=image_size))
         angles.append([sample.yaw or 0.0, sample.pitch or 0.0, sample.roll or 0.0])
         screen = (session.screen_width, session.screen_height)
         targets.append([sample.target_x / screen[0], sample.target_y / screen[1]])
@@ -92,7 +80,7 @@ def load_snapshot(db: Session, image_size: int, cache_dir: Path | None = None) -
     path = cache_dir / f"snapshot-{version}.npz" if cache_dir else None
     if path is not None and path.exists():
         with np.load(path) as data:
-            return Snapshot(images={k: data[k] for k in PHOTO_KINDS + ("head_pos",)},
+            return Snapshot(images={k: data[k] for k in CROP_KINDS},
                             **{k: data[k] for k in ("angles", "targets", "screens", "mm_per_px",
                                                     "sample_ids", "session_ids", "volunteer_ids")},
                             version=version)

@@ -1,15 +1,17 @@
-"""Celery tasks of the trainer (queue `training`) and stale-run detection on worker start."""
+"""Celery tasks of the trainer: plain functions over the schema, no web app involved.
+Their names are the constants in gazelab.celery_app; the web app sends them by name."""
 from __future__ import annotations
 
 from celery import shared_task
 from celery.signals import worker_ready
 
+from gazelab.celery_app import FLAG_OUTLIERS_TASK, RETRAIN_TASK
 from gazelab.db import session_scope
 
 RETRY_WHEN_BUSY_S = 15
 
 
-@shared_task(name="trainer.tasks.retrain", bind=True, max_retries=None)
+@shared_task(name=RETRAIN_TASK, bind=True, max_retries=None)
 def retrain(self, run_id: int) -> str:
     """Train the queued run `run_id` (waits, re-queued, while another training runs)."""
     from trainer.runs import TrainingBusy, execute_run
@@ -17,6 +19,21 @@ def retrain(self, run_id: int) -> str:
         return execute_run(self.app.gazelab_config, run_id, worker_name=self.request.hostname or "")
     except TrainingBusy as exc:
         raise self.retry(countdown=RETRY_WHEN_BUSY_S, exc=exc)
+
+
+@shared_task(name=FLAG_OUTLIERS_TASK, bind=True)
+def flag_model_outliers(self) -> dict:
+    """Score accepted and flagged samples under the active model and flag those whose
+    error is above 3 x the median (queued when a model is promoted, or from the review page)."""
+    from collection.review import flag_outliers
+    from trainer.inference import load_predictor
+    from trainer.outliers import model_errors
+
+    with session_scope(self.app.gazelab_config.database_url) as db:
+        predictor = load_predictor(db)
+        if predictor is None:
+            return {"scored": 0, "flagged": 0}
+        return flag_outliers(db, model_errors(db, predictor))
 
 
 @worker_ready.connect

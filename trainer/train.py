@@ -21,37 +21,8 @@ from tqdm import tqdm
 
 from trainer import snapshot as snapshots
 from trainer.models import build_model, count_parameters, tensors_needed
+from trainer.params import TrainParams
 from trainer.transforms import make_batch, mirror_targets, normalisation_stats, to_tensor
-
-from trainer.runs import TRAINING_KEYS as TUNABLE
-
-
-@dataclass
-class TrainParams:
-    architecture: str = "compact"
-    inputs: str = "full"
-    epochs: int = 30
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    weight_decay: float = 1e-4
-    warmup_epochs: int = 1
-    early_stopping_patience: int = 10
-    seed: int = 0
-    validation_fraction: float = 0.15
-    test_fraction: float = 0.15
-    error_grid: tuple[int, int] = (16, 9)
-    device: str = "auto"
-    image_size: int = 64
-    mirror_augment: bool = True      # flip half the training samples left-right (transforms.mirror_inputs)
-
-    @classmethod
-    def from_config(cls, config, **overrides) -> "TrainParams":
-        values = {key: getattr(config.training, key) for key in TUNABLE}
-        values["image_size"] = config.collection.image_size
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        values["error_grid"] = tuple(values["error_grid"])
-        return cls(**values)
-
 
 
 @dataclass

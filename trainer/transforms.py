@@ -16,7 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-PHOTOS = ("face", "face_aligned", "l_eye", "r_eye")
+from gazelab.schema import PHOTO_KINDS
+
 ANGLE_SCALE = 20.0  # degrees → about unit scale
 # Eyes and head_pos are never shifted: where the iris sits in the eye crop and where the
 # face sits in the frame are both gaze signals (see above).
@@ -111,7 +112,7 @@ def make_batch(tensors: dict[str, torch.Tensor], index: torch.Tensor, stats: dic
             batch[kind] = images / ANGLE_SCALE
             continue
         if augment:
-            if kind in PHOTOS:
+            if kind in PHOTO_KINDS:
                 images = colour_jitter(images, generator)
             max_shift = MAX_SHIFT_PX.get(kind, 0.0)
             if max_shift:

@@ -25,6 +25,9 @@ def create_app(config: Config | None = None) -> Flask:
         MAX_CONTENT_LENGTH=config.server.max_upload_bytes,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        # Send the cookie only when the session changed: a page's many image responses
+        # would otherwise race a form post and put back the cookie from before it.
+        SESSION_REFRESH_EACH_REQUEST=False,
         JSON_SORT_KEYS=False,
     )
     app.extensions["db_sessions"] = session_factory(config.database_url)
@@ -51,17 +54,10 @@ class DatabaseIdConverter(IntegerConverter):
 
 
 def celery_init_app(app: Flask, config: Config):
-    """Flask's Celery pattern: tasks run inside an app context."""
-    from celery import Task
-
-    class FlaskTask(Task):
-        def __call__(self, *args, **kwargs):
-            with app.app_context():
-                return self.run(*args, **kwargs)
-
+    """The Celery client of this app: views send tasks to the workers by name
+    (gazelab.celery_app's constants); the tasks themselves live in trainer.tasks and run
+    without the web app."""
     celery = make_celery(config, app.name)
-    celery.conf.imports = (*celery.conf.imports, "webapp.tasks")
-    celery.Task = FlaskTask
     celery.set_default()
     app.extensions["celery"] = celery
     return celery

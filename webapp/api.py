@@ -1,14 +1,16 @@
 """Collection API (/api/v1): sessions, trials, frame uploads, targets, coverage, deletion.
 
-Views only parse and check the request; the work is in webapp.ingest and webapp.targets.
+Views only parse and check the request; the work is in collection.ingest and collection.targets.
 The contract is the OpenAPI document in webapp/openapi.py (served at /api/v1/openapi.json).
 """
 from __future__ import annotations
 
 from flask import Blueprint, jsonify, request, session as cookie_session
 
+from collection import ingest, targets
 from gazelab.schema import TRIAL_KINDS, Volunteer
-from webapp import get_config, get_db, ingest, ratelimit, targets
+from webapp import get_config, get_db, ratelimit
+from webapp.csrf import csrf_valid
 from webapp.errors import ApiError
 from webapp.openapi import openapi_document
 from webapp.validation import (Field, bearer_token, json_body, parse_fields, parse_int,
@@ -118,7 +120,7 @@ def update_session(session_id: str):
 
 @bp.post("/sessions/<session_id>/check-frame")
 def check_frame(session_id: str):
-    from webapp.extraction import extract
+    from collection.extraction import extract
     _session(session_id)
     data = _frame_file({"frame"})
     _rate_limit(session_id)
@@ -195,8 +197,7 @@ def delete_volunteer(volunteer_id: str):
     db = get_db()
     token = bearer_token(request)
     if cookie_session.get("admin_user_id") is not None and not token:
-        csrf = cookie_session.get("csrf_token")
-        if not csrf or request.headers.get("X-CSRF-Token") != csrf:
+        if not csrf_valid():
             raise ApiError(403, "csrf_failed", "admin deletion needs the X-CSRF-Token header")
         allowed = db.get(Volunteer, volunteer_id[:32]) is not None
     elif token:

@@ -1,10 +1,20 @@
-"""JSON errors: every failure answers {"error": code, "message": text}, never an HTML 500."""
+"""JSON errors: every failure answers {"error": code, "message": text}, never an HTML 500.
+
+The collection core raises domain errors (collection.errors); STATUS maps each kind to
+its HTTP status here, the one place that knows about both."""
 from __future__ import annotations
 
 import logging
 
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
+
+from collection import errors as domain
+
+STATUS: dict[type[domain.DomainError], int] = {
+    domain.Invalid: 422, domain.Unsupported: 415, domain.Unauthorized: 401,
+    domain.Forbidden: 403, domain.NotFound: 404, domain.Conflict: 409,
+}
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +36,15 @@ def error_response(status: int, code: str, message: str, headers: dict | None = 
     return response
 
 
-def _wants_json() -> bool:
-    return (request.path.startswith("/api/") or request.path == "/healthz"
-            or request.accept_mimetypes.best == "application/json"
-            or not request.accept_mimetypes.accept_html)
+def wants_json() -> bool:
+    """Whether this request is answered in JSON rather than HTML: the APIs, /healthz, and
+    any request whose client prefers JSON (fetch with Accept: application/json)."""
+    return (request.path.startswith(("/api/", "/admin/api/")) or request.path == "/healthz"
+            or request.accept_mimetypes.best == "application/json")
+
+
+def status_of(exc: domain.DomainError) -> int:
+    return next((status for kind, status in STATUS.items() if isinstance(exc, kind)), 400)
 
 
 def register(app: Flask) -> None:
@@ -37,9 +52,13 @@ def register(app: Flask) -> None:
     def _api_error(exc: ApiError):
         return error_response(exc.status, exc.code, exc.message, exc.headers)
 
+    @app.errorhandler(domain.DomainError)
+    def _domain_error(exc: domain.DomainError):
+        return error_response(status_of(exc), exc.code, exc.message)
+
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
-        if not _wants_json():
+        if not wants_json():
             return exc
         code = (exc.name or "error").lower().replace(" ", "_")
         if exc.code == 413:

@@ -6,41 +6,23 @@ form field `csrf_token` or the header `X-CSRF-Token` (fetch).
 """
 from __future__ import annotations
 
-import hmac
-import secrets
 from urllib.parse import urlsplit
 
 from flask import redirect, render_template, request, session, url_for
 
+from collection.accounts import authenticate
 from webapp import get_db
-from webapp.accounts import authenticate
 from webapp.admin import bp
-from webapp.errors import ApiError
+from webapp.csrf import csrf_token, csrf_valid
+from webapp.errors import ApiError, wants_json
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 PUBLIC_ENDPOINTS = frozenset({"admin.login"})
 
 
-def csrf_token() -> str:
-    """The session's CSRF token (created on first use)."""
-    if "csrf_token" not in session:
-        session["csrf_token"] = secrets.token_urlsafe(32)
-    return session["csrf_token"]
-
-
-def csrf_valid() -> bool:
-    sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token") or ""
-    expected = session.get("csrf_token") or ""
-    return bool(expected) and hmac.compare_digest(sent.encode(), expected.encode())
-
-
 def current_admin() -> str | None:
     """The logged-in admin's name, or None (usable by other blueprints)."""
     return session.get("admin_name") if session.get("admin_user_id") is not None else None
-
-
-def wants_json() -> bool:
-    return request.path.startswith("/admin/api/") or request.accept_mimetypes.best == "application/json"
 
 
 @bp.app_context_processor

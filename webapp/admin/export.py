@@ -12,13 +12,12 @@ import io
 import zipfile
 from typing import Iterator
 
-import cv2
-import numpy as np
 from flask import Response, current_app, render_template, request
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from gazelab.schema import IMAGE_KINDS, SAMPLE_STATUSES, CollectionSession, Sample, SampleImages, utcnow
+from collection.codec import crop_as_jpeg
+from gazelab.schema import CROP_KINDS, SAMPLE_STATUSES, CollectionSession, Sample, SampleImages, utcnow
 from webapp import get_db
 from webapp.admin import bp
 from webapp.errors import ApiError
@@ -52,13 +51,6 @@ def _filtered(query: Select, status: str) -> Select:
     return query if status == "all" else query.where(Sample.status == status)
 
 
-def _as_jpeg(data: bytes, image_format: str) -> bytes:
-    if image_format != "png":
-        return data
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
-
-
 def _fmt(value) -> str:
     return "" if value is None else (f"{value:.3f}" if isinstance(value, float) else str(value))
 
@@ -83,14 +75,14 @@ def export_zip(db: Session, status: str) -> Iterator[bytes]:
             text.detach()
         # plain rows, not ORM objects: nothing is kept in an identity map between batches
         images = _filtered(select(SampleImages.sample_id, SampleImages.format,
-                                  *(getattr(SampleImages, kind) for kind in IMAGE_KINDS))
+                                  *(getattr(SampleImages, kind) for kind in CROP_KINDS))
                            .join(Sample, Sample.id == SampleImages.sample_id),
                            status).order_by(SampleImages.sample_id)
         for batch in db.execute(images.execution_options(yield_per=BATCH)).partitions():
             for sample_id, image_format, *crops in batch:
-                for kind, crop in zip(IMAGE_KINDS, crops):
+                for kind, crop in zip(CROP_KINDS, crops):
                     info = zipfile.ZipInfo(f"{kind}/{sample_id}.jpg", date_time=_zip_time())
-                    archive.writestr(info, _as_jpeg(crop, image_format), compress_type=zipfile.ZIP_STORED)
+                    archive.writestr(info, crop_as_jpeg(crop, image_format), compress_type=zipfile.ZIP_STORED)
             yield sink.drain()
     yield sink.drain()
 

@@ -8,13 +8,10 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import cv2
-import numpy as np
 from flask import jsonify, render_template, request
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gazelab.schema import IMAGE_KINDS, ModelArtifact, Sample, SampleImages
+from gazelab.schema import ModelArtifact
 from webapp import get_config, get_db
 from webapp.admin import bp
 from webapp.errors import ApiError
@@ -23,35 +20,14 @@ _cache_lock = threading.Lock()
 _cached: dict[str, Any] = {"artifact_id": None, "predictor": None}
 
 
-ANGLES = ("yaw", "pitch", "roll")
-
-
-def _decode(data: bytes, grey: bool) -> np.ndarray:
-    if grey:
-        return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
-    return cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-
-
-def predictor_inputs(sample: Sample, images: SampleImages) -> dict[str, Any]:
-    """A stored sample as Predictor.predict takes it: RGB crops, grey head_pos, angles."""
-    crops = {kind: _decode(getattr(images, kind), grey=kind == "head_pos") for kind in IMAGE_KINDS}
-    return {**crops, **{angle: getattr(sample, angle) or 0.0 for angle in ANGLES}}
-
-
-def features_inputs(features) -> dict[str, Any]:
-    """webapp.extraction.Features as Predictor.predict takes them."""
-    return {name: getattr(features, name) for name in (*IMAGE_KINDS, *ANGLES)}
-
-
 def active_predictor(db: Session):
     """The active model's predictor, loaded once per process and reloaded after a promotion."""
-    active_id = db.scalar(select(ModelArtifact.id).where(ModelArtifact.is_active.is_(True)))
+    active_id = ModelArtifact.active_id(db)
     if active_id is None:
         return None
     with _cache_lock:
         if _cached["artifact_id"] != active_id:
-            from trainer.inference import load_predictor
-
+            from trainer.inference import load_predictor  # torch: loaded on first use only
             _cached.update(artifact_id=active_id, predictor=load_predictor(db, artifact_id=active_id))
         return _cached["predictor"]
 
@@ -69,14 +45,14 @@ def _screen_size() -> tuple[int, int]:
 @bp.get("/live")
 def live():
     db = get_db()
-    has_model = db.scalar(select(ModelArtifact.id).where(ModelArtifact.is_active.is_(True))) is not None
-    return render_template("admin/live.html", has_model=has_model,
+    return render_template("admin/live.html", has_model=ModelArtifact.active_id(db) is not None,
                            window=get_config().collection.avg_window_length)
 
 
 @bp.post("/api/live/frame")
 def live_frame():
-    from webapp.extraction import extract
+    from collection.extraction import extract
+    from trainer.inference import features_inputs
 
     frame = request.files.get("frame")
     if frame is None:

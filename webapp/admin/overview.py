@@ -9,6 +9,8 @@ from flask import Response, render_template, request
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from collection import reasons as reason_codes
+from collection.targets import coverage_counts
 from gazelab.schema import SAMPLE_STATUSES, CollectionSession, Sample, Volunteer
 from webapp import get_config, get_db
 from webapp.admin import bp
@@ -36,25 +38,8 @@ def rejection_reasons(db: Session) -> list[tuple[str, int]]:
     counter: Counter[str] = Counter()
     query = select(Sample.reasons).where(Sample.status != "accepted", Sample.reasons != "")
     for reasons in db.scalars(query.execution_options(yield_per=BATCH)):
-        counter.update(code for code in reasons.split(",") if code)
+        counter.update(reason_codes.parse(reasons))
     return counter.most_common()
-
-
-def coverage_counts(db: Session, cols: int, rows: int, session_id: str | None = None) -> np.ndarray:
-    """Accepted samples per normalised screen cell, shape (rows, cols), row 0 at the top."""
-    query = (select(Sample.target_x, Sample.target_y,
-                    CollectionSession.screen_width, CollectionSession.screen_height)
-             .join(CollectionSession, Sample.session_id == CollectionSession.id)
-             .where(Sample.status == "accepted"))
-    if session_id:
-        query = query.where(Sample.session_id == session_id)
-    grid = np.zeros((rows, cols), dtype=np.int64)
-    for batch in db.execute(query.execution_options(yield_per=BATCH)).partitions():
-        points = np.asarray(batch, dtype=float)
-        col = np.clip((points[:, 0] / points[:, 2] * cols).astype(int), 0, cols - 1)
-        row = np.clip((points[:, 1] / points[:, 3] * rows).astype(int), 0, rows - 1)
-        np.add.at(grid, (row, col), 1)
-    return grid
 
 
 def heatmap_png(grid: np.ndarray, title: str, label: str) -> bytes:

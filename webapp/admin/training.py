@@ -3,34 +3,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, flash, jsonify, redirect, render_template, request, url_for
+from flask import Response, current_app, flash, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gazelab.celery_app import FLAG_OUTLIERS_TASK
+from gazelab.config import SPEC
 from gazelab.schema import ModelArtifact, RunFigure, TrainingRun
+from trainer import runs as training_runs
 from webapp import get_config, get_db
 from webapp.admin import bp
 from webapp.errors import ApiError
 from webapp.validation import MAX_DATABASE_ID, parse_int
 
 FIGURES = ("error_heatmap", "coverage_heatmap", "error_histogram", "loss_curves")
-ARCHITECTURES = ("compact", "reference")
-INPUTS = ("full", "face", "eyes")
-FORM_FIELDS = {"epochs": int, "batch_size": int, "learning_rate": float,
-               "architecture": str, "inputs": str}
+# The form's fields; values are checked (and defaulted) by trainer.params from the config spec.
+FORM_FIELDS = ("epochs", "batch_size", "learning_rate", "architecture", "inputs")
 
 
 def form_params(form) -> dict[str, Any]:
     """The run parameters given in the form (empty fields are left to the trainer's defaults)."""
-    params: dict[str, Any] = {}
-    for name, parse in FORM_FIELDS.items():
-        raw = form.get(name, "").strip()
-        if raw:
-            try:
-                params[name] = parse(raw)
-            except ValueError:
-                raise ValueError(f"{name} must be a {parse.__name__}, not {raw!r}") from None
-    return params
+    return {name: form.get(name, "").strip() for name in FORM_FIELDS if form.get(name, "").strip()}
 
 
 def get_run(db: Session, run_id: int) -> TrainingRun:
@@ -59,19 +52,18 @@ def run_summary(db: Session, run: TrainingRun) -> dict[str, Any]:
 def runs():
     db = get_db()
     all_runs = db.scalars(select(TrainingRun).order_by(TrainingRun.id.desc()).limit(200)).all()
-    active = db.scalar(select(ModelArtifact).where(ModelArtifact.is_active.is_(True)))
+    active_id = ModelArtifact.active_id(db)
+    active_run_id = db.scalar(select(ModelArtifact.run_id).where(ModelArtifact.id == active_id))
     return render_template("admin/runs.html", runs=all_runs, defaults=get_config().training,
-                           architectures=ARCHITECTURES, inputs=INPUTS,
-                           active_run_id=active.run_id if active else None)
+                           architectures=SPEC["training"]["architecture"].choices,
+                           inputs=SPEC["training"]["inputs"].choices, active_run_id=active_run_id)
 
 
 @bp.post("/runs")
 def queue():
     db = get_db()
     try:
-        params = form_params(request.form)
-        from trainer.runs import queue_run
-        run = queue_run(db, params)
+        run = training_runs.queue_run(db, form_params(request.form), get_config())
     except ValueError as exc:
         raise ApiError(400, "bad_params", str(exc)) from None
     except RuntimeError as exc:  # the broker is unreachable; the run is stored as failed
@@ -107,18 +99,15 @@ def run_figure(run_id: int, name: str):
 
 @bp.post("/runs/<int:run_id>/promote")
 def promote_run(run_id: int):
-    from trainer.runs import promote
-
     db = get_db()
     get_run(db, run_id)
     artifact = run_artifact(db, run_id)
     if artifact is None:
         raise ApiError(409, "no_model", f"run {run_id} has no model (not finished?)")
-    promote(db, artifact.id)
+    training_runs.promote(db, artifact.id)
     flash(f"Model of run {run_id} is now active.")
     try:
-        from webapp.tasks import flag_model_outliers
-        flag_model_outliers.delay()
+        current_app.extensions["celery"].send_task(FLAG_OUTLIERS_TASK)
         flash("Scoring every sample under it in the background; outliers (> 3 × median error) "
               "will be flagged for review.")
     except Exception:  # the broker is down: promotion stands, scoring waits for the button
@@ -129,11 +118,9 @@ def promote_run(run_id: int):
 
 @bp.post("/runs/<int:run_id>/cancel")
 def cancel(run_id: int):
-    from trainer.runs import cancel_run
-
     db = get_db()
     get_run(db, run_id)
-    cancel_run(db, run_id)
+    training_runs.cancel_run(db, run_id)
     flash(f"Cancellation of run {run_id} requested.")
     return redirect(url_for("admin.run_page", run_id=run_id))
 

@@ -34,14 +34,14 @@ def web_command(config: Config, port: int | None = None) -> list[str]:
 
 def worker_command(config: Config, name: str | None = None) -> list[str]:
     """One Celery worker on both queues; `name` makes its node name `name@host`."""
-    return [_bin("celery"), "-A", "webapp.worker:celery", "worker", "--queues", "default,training",
+    return [_bin("celery"), "-A", "gazelab_cli.worker:celery", "worker", "--queues", "default,training",
             "--concurrency", str(config.server.worker_concurrency), "--loglevel", "INFO",
             "--without-gossip", "--without-mingle",
             "--hostname", f"{name or f'gazelab-{os.getpid()}'}@%h"]
 
 
 def run_all(config: Config) -> int:
-    from webapp.accounts import ensure_first_admin
+    from collection.accounts import ensure_first_admin
 
     config.data_dir.mkdir(parents=True, exist_ok=True)
     migrate.upgrade(config.database_url)

@@ -16,20 +16,25 @@ from gazelab.config import Config
 from gazelab.schema import CollectionSession, ModelArtifact, Sample
 
 CALIBRATION_FRACTIONS = (0.1, 0.5, 0.9)
+BATCH = 2000
 
 
 def coverage_counts(db: Session, cols: int, rows: int, session_id: str | None = None) -> np.ndarray:
-    """Accepted samples per normalised screen cell, shape (rows, cols), row 0 at the top."""
-    query = (select(Sample.target_x / CollectionSession.screen_width,
-                    Sample.target_y / CollectionSession.screen_height)
+    """Accepted samples per normalised screen cell, shape (rows, cols), row 0 at the top.
+    Rows are read in batches, so memory does not grow with the dataset."""
+    query = (select(Sample.target_x, Sample.target_y,
+                    CollectionSession.screen_width, CollectionSession.screen_height)
              .join(CollectionSession, Sample.session_id == CollectionSession.id)
              .where(Sample.status == "accepted"))
-    if session_id is not None:
+    if session_id:
         query = query.where(Sample.session_id == session_id)
-    points = np.array(db.execute(query).all(), dtype=np.float64).reshape(-1, 2)
-    counts, _, _ = np.histogram2d(np.clip(points[:, 1], 0, 1 - 1e-9), np.clip(points[:, 0], 0, 1 - 1e-9),
-                                  bins=(rows, cols), range=((0, 1), (0, 1)))
-    return counts.astype(np.int64)
+    grid = np.zeros((rows, cols), dtype=np.int64)
+    for batch in db.execute(query.execution_options(yield_per=BATCH)).partitions():
+        points = np.asarray(batch, dtype=float)
+        col = np.clip((points[:, 0] / points[:, 2] * cols).astype(int), 0, cols - 1)
+        row = np.clip((points[:, 1] / points[:, 3] * rows).astype(int), 0, rows - 1)
+        np.add.at(grid, (row, col), 1)
+    return grid
 
 
 def calibration_points(width: int, height: int, rng: np.random.Generator) -> list[tuple[float, float]]:
@@ -67,12 +72,19 @@ def _undersampled(db: Session, config: Config, width: int, height: int, n: int, 
 
 
 def _model_error(db: Session, width: int, height: int, n: int, rng) -> np.ndarray | None:
-    grid = db.scalar(select(ModelArtifact.error_grid).where(ModelArtifact.is_active.is_(True)))
+    grid = db.scalar(select(ModelArtifact.error_grid).where(ModelArtifact.id == ModelArtifact.active_id(db)))
     errors = np.array((grid or {}).get("mean_px") or [], dtype=float)
     if errors.ndim != 2 or not np.isfinite(errors).any():
         return None
     weights = np.nan_to_num(errors, nan=float(np.nanmax(errors)))
     return _from_cell_weights(weights + 1e-6, width, height, n, rng)
+
+
+def effective_sampler(config: Config, requested: str | None = None) -> str:
+    """The sampler in force: [collection] only_edges = True overrides every other choice."""
+    if config.collection.only_edges:
+        return "only_edges"
+    return requested or config.collection.sampler
 
 
 def next_targets(db: Session, config: Config, session: CollectionSession, n: int,
@@ -83,9 +95,7 @@ def next_targets(db: Session, config: Config, session: CollectionSession, n: int
     width, height = session.screen_width, session.screen_height
     if kind == "calibration":
         return calibration_points(width, height, rng), "calibration"
-    sampler = sampler or config.collection.sampler
-    if config.collection.only_edges:
-        sampler = "only_edges"
+    sampler = effective_sampler(config, sampler)
     points = None
     if sampler == "model_error":
         points = _model_error(db, width, height, n, rng)

@@ -4,7 +4,7 @@ The frames are scikit-image's astronaut photograph placed into a 640x480 frame w
 random changes (scale, position, rotation, brightness), JPEG-encoded like a browser upload.
 Timings include the JPEG decode. One process (one thread) gives the per-frame figures; a
 process pool over all cores gives the throughput. Pool workers are spawned, not forked,
-because MediaPipe does not survive a fork (see webapp.extraction).
+because MediaPipe does not survive a fork (see collection.extraction).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import time
 import cv2
 import numpy as np
 
-from webapp.extraction import extract
+from collection.extraction import extract
 
 DISTINCT_FRAMES = 40
 WARMUP_FRAMES = 5

@@ -41,7 +41,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from webapp.imagecodec import BadImage, decode_frame
+from collection.codec import BadImage, decode_frame, encode_crops
+from gazelab.schema import CROP_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -374,29 +375,7 @@ def head_position_image(face_box, frame_size: tuple[int, int], out_size: int) ->
 
 # ---------------------------------------------------------------- storage
 
-def encode_crops(features: Features, config) -> dict[str, bytes]:
-    """The five crops encoded per config.extraction.crop_format (jpeg | png)."""
-    if config.extraction.crop_format == "png":
-        extension, params = ".png", [cv2.IMWRITE_PNG_COMPRESSION, 3]
-    else:
-        extension, params = ".jpg", [cv2.IMWRITE_JPEG_QUALITY, config.extraction.crop_jpeg_quality]
-    encoded = {}
-    for name in ("face", "face_aligned", "l_eye", "r_eye", "head_pos"):
-        pixels = getattr(features, name)
-        if pixels.ndim == 3:
-            pixels = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
-        ok, buffer = cv2.imencode(extension, pixels, params)
-        if not ok:
-            raise ValueError(f"could not encode crop {name}")
-        encoded[name] = buffer.tobytes()
-    return encoded
-
-
-def decode_crop(data: bytes) -> np.ndarray:
-    """A stored crop back to (S, S, 3) RGB or (S, S) grey uint8. Raises ValueError if unreadable."""
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if pixels is None:
-        raise ValueError("not a readable crop image")
-    if pixels.ndim == 3:
-        pixels = cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
-    return pixels
+def encode_features(features: Features, config) -> dict[str, bytes]:
+    """The stored crops of `features`, encoded per [extraction] crop_format."""
+    return encode_crops({kind: getattr(features, kind) for kind in CROP_KINDS},
+                        config.extraction.crop_format, config.extraction.crop_jpeg_quality)

@@ -1,4 +1,7 @@
-"""Safe decoding of uploaded frames: header checks first, then a bounded decode.
+"""Image codec: safe decoding of uploaded frames, and the encoding and the one decoder of
+stored crops.
+
+Frames: header checks first, then a bounded decode.
 
 `decode_frame` never raises: it returns an RGB uint8 array or a `BadImage` with words
 for the volunteer. The size is read from the header (Pillow parses it lazily) and checked
@@ -78,3 +81,50 @@ def _to_rgb(pixels: np.ndarray) -> np.ndarray | BadImage:
             return BadImage("Please send a colour picture without transparency.")
         return cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGB)
     return BadImage("Please send a colour picture.")
+
+
+# ---------------------------------------------------------------- stored crops
+
+def encode_crops(crops: dict[str, np.ndarray], crop_format: str, jpeg_quality: int) -> dict[str, bytes]:
+    """Crops (RGB (S,S,3) or grey (S,S) uint8) encoded as `crop_format` (jpeg | png)."""
+    if crop_format == "png":
+        extension, params = ".png", [cv2.IMWRITE_PNG_COMPRESSION, 3]
+    else:
+        extension, params = ".jpg", [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
+    encoded = {}
+    for name, pixels in crops.items():
+        if pixels.ndim == 3:
+            pixels = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
+        ok, buffer = cv2.imencode(extension, pixels, params)
+        if not ok:
+            raise ValueError(f"could not encode crop {name}")
+        encoded[name] = buffer.tobytes()
+    return encoded
+
+
+def decode_crop(data: bytes, grey: bool | None = None, size: int | None = None) -> np.ndarray:
+    """A stored crop back to pixels: (S, S, 3) RGB or (S, S) grey uint8, as stored unless
+    `grey` asks for one of them; resized to `size` x `size` when given and different.
+    Raises ValueError if the bytes are not a readable image."""
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if pixels is None:
+        raise ValueError("not a readable crop image")
+    if pixels.ndim == 3 and pixels.shape[2] == 4:
+        pixels = cv2.cvtColor(pixels, cv2.COLOR_BGRA2BGR)
+    if pixels.ndim == 3:
+        pixels = cv2.cvtColor(pixels, cv2.COLOR_BGR2GRAY if grey else cv2.COLOR_BGR2RGB)
+    elif grey is False:
+        pixels = cv2.cvtColor(pixels, cv2.COLOR_GRAY2RGB)
+    if size is not None and pixels.shape[:2] != (size, size):
+        pixels = cv2.resize(pixels, (size, size), interpolation=cv2.INTER_AREA)
+    return pixels
+
+
+def crop_as_jpeg(data: bytes, crop_format: str, quality: int = 95) -> bytes:
+    """A stored crop as JPEG bytes (unchanged when it is stored as JPEG already)."""
+    if crop_format != "png":
+        return data
+    pixels = decode_crop(data)
+    if pixels.ndim == 3:
+        pixels = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
+    return cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes()

@@ -109,7 +109,7 @@ def start_server(database_url: str | None, web_workers: int | None):
 
     from gazelab import broker, migrate
     from gazelab.config import load_config
-    from gazelab.supervisor import web_command
+    from gazelab_cli.supervisor import web_command
 
     data_dir = Path(tempfile.mkdtemp(prefix="gzbench", dir="/tmp"))
     with socket.socket() as sock:
@@ -152,7 +152,7 @@ def _delete_bench_volunteers(database_url: str) -> None:
 
     from gazelab.db import session_scope
     from gazelab.schema import Volunteer
-    from webapp.ingest import delete_volunteer
+    from collection.ingest import delete_volunteer
     with session_scope(database_url) as db:
         for volunteer_id in db.scalars(select(Volunteer.id).where(
                 Volunteer.consent_version == BENCH_CONSENT)).all():

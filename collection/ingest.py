@@ -1,7 +1,7 @@
 """Ingest: collection sessions, trials and frames into the database.
 
 The one path every frame takes into the database — the HTTP API and `gazelab demo-data`
-both call these functions. Each write is one transaction: a frame's sample row, its crops
+both call these functions. Failures raise collection.errors (no HTTP here). Each write is one transaction: a frame's sample row, its crops
 and (optionally) its raw frame land together or not at all.
 """
 from __future__ import annotations
@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 from gazelab.config import Config
 from gazelab.schema import (CollectionSession, RawFrame, Sample, SampleImages, Trial,
                             Volunteer, utcnow)
-from webapp.errors import ApiError
-
-ATTENTION_FAILED = "attention_failed"
+from collection import reasons as reason_codes
+from collection.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized, Unsupported
+from collection.reasons import ATTENTION_FAILED
 
 
 def hash_token(token: str) -> str:
@@ -45,14 +45,14 @@ def create_session(db: Session, config: Config, *, consent_version: str, screen_
 
 
 def authorize(db: Session, session_id: str, token: str | None) -> CollectionSession:
-    """The collection session, if `token` is its upload token (ApiError otherwise)."""
+    """The collection session, if `token` is its upload token (NotFound/Unauthorized/Forbidden otherwise)."""
     session = db.get(CollectionSession, session_id) if len(session_id) <= 32 else None
     if session is None:
-        raise ApiError(404, "unknown_session", f"no collection session {session_id!r}")
+        raise NotFound("unknown_session", f"no collection session {session_id!r}")
     if not token:
-        raise ApiError(401, "missing_token", "send the upload token as 'Authorization: Bearer <token>'")
+        raise Unauthorized("missing_token", "send the upload token as 'Authorization: Bearer <token>'")
     if not hmac.compare_digest(session.token_hash, hash_token(token)):
-        raise ApiError(403, "wrong_token", "the upload token does not belong to this session")
+        raise Forbidden("wrong_token", "the upload token does not belong to this session")
     return session
 
 
@@ -60,7 +60,7 @@ def update_screen(db: Session, session: CollectionSession, **screen: Any) -> Non
     """Change the screen geometry of a session that has no samples yet (set-up step)."""
     if screen and db.scalar(select(func.count()).select_from(Sample).where(
             Sample.session_id == session.id)):
-        raise ApiError(409, "session_has_samples",
+        raise Conflict("session_has_samples",
                        "the screen of a session cannot change once frames were stored")
     for name, value in screen.items():
         setattr(session, name, value)
@@ -69,7 +69,7 @@ def update_screen(db: Session, session: CollectionSession, **screen: Any) -> Non
 
 def check_target(session: CollectionSession, x: float, y: float) -> None:
     if not (0 <= x <= session.screen_width and 0 <= y <= session.screen_height):
-        raise ApiError(422, "target_off_screen",
+        raise Invalid("target_off_screen",
                        f"target ({x}, {y}) lies outside the {session.screen_width}x"
                        f"{session.screen_height} screen")
 
@@ -107,7 +107,7 @@ def _existing_trial(db: Session, session: CollectionSession, client_trial_id: st
 def session_trial(db: Session, session: CollectionSession, trial_id: int) -> Trial:
     trial = db.get(Trial, trial_id)
     if trial is None or trial.session_id != session.id:
-        raise ApiError(404, "unknown_trial", f"no trial {trial_id} in this session")
+        raise NotFound("unknown_trial", f"no trial {trial_id} in this session")
     return trial
 
 
@@ -126,15 +126,12 @@ def record_attention(db: Session, session: CollectionSession, trial_id: int, let
 
 def reject(sample: Sample, reason: str) -> None:
     """Mark a sample rejected, adding `reason` to its reason codes."""
-    reasons = [r for r in sample.reasons.split(",") if r]
-    if reason not in reasons:
-        reasons.append(reason)
-    sample.status, sample.reasons = "rejected", ",".join(reasons)
+    sample.status, sample.reasons = "rejected", reason_codes.add(sample.reasons, reason)
 
 
 def _result(sample: Sample, message: str, duplicate: bool) -> dict[str, Any]:
     return {"sample_id": sample.id, "status": sample.status,
-            "reasons": [r for r in sample.reasons.split(",") if r],
+            "reasons": reason_codes.parse(sample.reasons),
             "message": message, "duplicate": duplicate}
 
 
@@ -149,9 +146,9 @@ def ingest_frame(db: Session, config: Config, session: CollectionSession, *, fra
     """Extract features from one webcam frame and store the sample in one transaction.
 
     Idempotent on (session, client_frame_id): a repeat returns the first result.
-    A frame that is not a decodable image raises ApiError and stores nothing.
+    A frame that is not a decodable image raises Unsupported and stores nothing.
     """
-    from webapp.extraction import encode_crops, extract
+    from collection.extraction import encode_features, extract
 
     previous = _existing(db, session, client_frame_id)
     if previous is not None:
@@ -161,7 +158,7 @@ def ingest_frame(db: Session, config: Config, session: CollectionSession, *, fra
 
     extraction = extract(frame, config)
     if extraction.reasons == ["bad_image"]:
-        raise ApiError(415, "not_an_image", extraction.message)
+        raise Unsupported("not_an_image", extraction.message)
     reasons = list(extraction.reasons)
     status = extraction.status
     if trial is not None and trial.attention_passed is False:
@@ -170,15 +167,14 @@ def ingest_frame(db: Session, config: Config, session: CollectionSession, *, fra
     sample = Sample(session_id=session.id, volunteer_id=session.volunteer_id,
                     trial_id=trial_id, client_frame_id=client_frame_id,
                     captured_at=captured_at, target_x=target_x, target_y=target_y,
-                    status=status, reasons=",".join(reasons))
+                    status=status, reasons=reason_codes.join(reasons))
     features = extraction.features
     if features is not None:
         sample.yaw, sample.pitch, sample.roll = features.yaw, features.pitch, features.roll
         sample.face_x, sample.face_y, sample.face_w, sample.face_h = map(float, features.face_box)
         sample.frame_width, sample.frame_height = features.frame_size
         sample.quality = {k: round(float(v), 5) for k, v in features.measures.items()}
-        crops = encode_crops(features, config)
-        sample.images = SampleImages(format=config.extraction.crop_format, **crops)
+        sample.images = SampleImages(format=config.extraction.crop_format, **encode_features(features, config))
     db.add(sample)
     try:
         db.flush()

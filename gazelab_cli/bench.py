@@ -1,0 +1,53 @@
+"""`gazelab bench …`: the benchmarks (gazelab_cli.benchmarks); each prints one JSON object."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from gazelab.config import SPEC, load_config
+
+
+@click.group()
+def bench() -> None:
+    """Benchmarks; each prints one JSON object."""
+
+
+@bench.command("ingest")
+@click.option("--volunteers", default=10, show_default=True, help="Simulated volunteers.")
+@click.option("--seconds", default=30.0, show_default=True, help="Length of the upload phase.")
+@click.option("--fps", default=5.0, show_default=True, help="Frames per second per volunteer.")
+@click.option("--url", default=None, help="A running server to target (default: start one).")
+@click.option("--database-url", default=None, help="Database of the started server (default SQLite).")
+@click.option("--web-workers", type=int, default=None, help="gunicorn workers of the started server.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (the default output).")
+def bench_ingest(volunteers, seconds, fps, url, database_url, web_workers, as_json) -> None:
+    """Simulated volunteers upload real JPEG frames over loopback; prints throughput and latency."""
+    from gazelab_cli.benchmarks.ingest import bench_ingest as run
+    click.echo(json.dumps(run(volunteers, seconds, fps, url, database_url, web_workers)))
+
+
+@bench.command("extract")
+@click.option("--frames", default=300, show_default=True, help="640x480 JPEG frames to time.")
+@click.option("--workers", type=int, default=None, help="Pool processes (default: all cores).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (the default output).")
+def bench_extract(frames, workers, as_json) -> None:
+    """Feature extraction speed: ms per frame on one core, frames/s over all cores."""
+    from gazelab_cli.benchmarks.extract import run
+    click.echo(json.dumps(run(frames, load_config(), workers)))
+
+
+@bench.command("train")
+@click.option("--volunteers", default=20, show_default=True, type=click.IntRange(3, 10_000))
+@click.option("--samples", default=400, show_default=True, type=click.IntRange(10, 100_000),
+              help="Frames per volunteer.")
+@click.option("--epochs", type=click.IntRange(1, 10_000), help="Default: [training] epochs.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--source", type=click.Choice(["simulator", "synthetic"]), default="simulator", show_default=True)
+@click.option("--device", type=click.Choice(SPEC["training"]["device"].choices), default="cpu", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object (the default output anyway).")
+def bench_train(volunteers: int, samples: int, epochs: int | None, seed: int, source: str, device: str,
+                as_json: bool) -> None:
+    """Train the default model and the reference on virtual-volunteer data; print one JSON object."""
+    from gazelab_cli.benchmarks.train import run_bench
+    click.echo(json.dumps(run_bench(load_config(), volunteers, samples, epochs, seed, source, device)))

@@ -1,0 +1,25 @@
+"""Model outliers: every reviewed-in sample scored under a model, for collection.review."""
+from __future__ import annotations
+
+import math
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gazelab.schema import CollectionSession, Sample, SampleImages
+from trainer.inference import Predictor, sample_inputs
+
+
+def model_errors(db: Session, predictor: Predictor, batch: int = 256) -> dict[int, float]:
+    """Error in px of `predictor` on every accepted or flagged sample with images."""
+    query = (select(Sample, SampleImages, CollectionSession.screen_width, CollectionSession.screen_height)
+             .join(SampleImages, SampleImages.sample_id == Sample.id)
+             .join(CollectionSession, CollectionSession.id == Sample.session_id)
+             .where(Sample.status.in_(("accepted", "flagged"))).order_by(Sample.id))
+    errors: dict[int, float] = {}
+    for rows in db.execute(query.execution_options(yield_per=batch)).partitions():
+        predictions = predictor.predict([sample_inputs(sample, images) for sample, images, _, _ in rows])
+        for (sample, _, width, height), (x_norm, y_norm) in zip(rows, predictions):
+            errors[sample.id] = math.hypot(float(x_norm) * width - sample.target_x,
+                                           float(y_norm) * height - sample.target_y)
+    return errors

@@ -35,14 +35,35 @@ def set_password(db: Session, name: str, password: str) -> None:
         raise ValueError(f"no admin named {name!r}")
     _check_password(password)
     user.password_hash = generate_password_hash(password)
+    user.session_version = (user.session_version or 0) + 1   # every login cookie ends
+
+
+# Checked when the name is unknown, so that an unknown name costs the same time as a
+# known one with a wrong password (no telling which admin names exist).
+_DUMMY_HASH = generate_password_hash(secrets.token_urlsafe(16))
 
 
 def authenticate(db: Session, name: str, password: str) -> AdminUser | None:
     user = db.scalar(select(AdminUser).where(AdminUser.name == name))
-    if user is None or not check_password_hash(user.password_hash, password):
+    if user is None:
+        check_password_hash(_DUMMY_HASH, password)
+        return None
+    if not check_password_hash(user.password_hash, password):
         return None
     user.last_login_at = utcnow()
     return user
+
+
+def session_version(db: Session, user_id: int) -> int | None:
+    """The admin's current login-cookie version (None: no such admin)."""
+    return db.scalar(select(AdminUser.session_version).where(AdminUser.id == user_id))
+
+
+def end_sessions(db: Session, user_id: int) -> None:
+    """Revoke every login cookie of this admin (logout everywhere)."""
+    user = db.get(AdminUser, user_id)
+    if user is not None:
+        user.session_version = (user.session_version or 0) + 1
 
 
 def admin_count(db: Session) -> int:

@@ -12,8 +12,9 @@ import hmac
 import secrets
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.orm import Session
 
 from gazelab.config import Config
@@ -22,6 +23,11 @@ from gazelab.schema import (CollectionSession, RawFrame, Sample, SampleImages, T
 from collection import reasons as reason_codes
 from collection.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized, Unsupported
 from collection.reasons import ATTENTION_FAILED
+
+# The largest screens that exist (8K, in CSS px): bigger ones are refused, not sampled.
+MAX_SCREEN_WIDTH, MAX_SCREEN_HEIGHT = 7680, 4320
+# last_activity_at is written at most this often (seconds), not on every frame.
+ACTIVITY_RESOLUTION_S = 30
 
 
 def hash_token(token: str) -> str:
@@ -32,7 +38,15 @@ def create_session(db: Session, config: Config, *, consent_version: str, screen_
                    screen_height: int, device_pixel_ratio: float = 1.0,
                    mm_per_px: float | None = None, user_agent: str = "",
                    source: str = "browser") -> tuple[CollectionSession, str]:
-    """A new anonymous volunteer with one collection session; returns it and its upload token."""
+    """A new anonymous volunteer with one collection session; returns it and its upload token.
+    The volunteer must have agreed to the current consent text ([server] consent_version)."""
+    if consent_version != config.server.consent_version:
+        raise Invalid("wrong_consent_version",
+                      f"consent was given to version {consent_version[:64]!r}, but the current text is "
+                      f"version {config.server.consent_version!r}; reload the page and read it again")
+    if screen_width > MAX_SCREEN_WIDTH or screen_height > MAX_SCREEN_HEIGHT:
+        raise Invalid("screen_too_large", f"a {screen_width}x{screen_height} screen is larger than any real "
+                      f"one ({MAX_SCREEN_WIDTH}x{MAX_SCREEN_HEIGHT} at most)")
     token = secrets.token_urlsafe(24)
     volunteer = Volunteer(consent_version=consent_version, consented_at=utcnow(), source=source)
     session = CollectionSession(volunteer=volunteer, token_hash=hash_token(token),
@@ -44,8 +58,11 @@ def create_session(db: Session, config: Config, *, consent_version: str, screen_
     return session, token
 
 
-def authorize(db: Session, session_id: str, token: str | None) -> CollectionSession:
-    """The collection session, if `token` is its upload token (NotFound/Unauthorized/Forbidden otherwise)."""
+def authorize(db: Session, config: Config, session_id: str, token: str | None, *,
+              write: bool = False) -> CollectionSession:
+    """The collection session, if `token` is its upload token and has not expired
+    ([server] session_ttl_hours); with `write`, only while the session is active.
+    Raises NotFound, Unauthorized, Forbidden or Conflict otherwise."""
     session = db.get(CollectionSession, session_id) if len(session_id) <= 32 else None
     if session is None:
         raise NotFound("unknown_session", f"no collection session {session_id!r}")
@@ -53,7 +70,21 @@ def authorize(db: Session, session_id: str, token: str | None) -> CollectionSess
         raise Unauthorized("missing_token", "send the upload token as 'Authorization: Bearer <token>'")
     if not hmac.compare_digest(session.token_hash, hash_token(token)):
         raise Forbidden("wrong_token", "the upload token does not belong to this session")
+    if utcnow() - session.started_at > dt.timedelta(hours=config.server.session_ttl_hours):
+        raise Unauthorized("token_expired", "this session's upload token has expired; start a new session "
+                           "(your deletion code still works)")
+    if write:
+        if session.status != "active":
+            raise Conflict("session_closed", f"this session is {session.status}; it takes no more data")
+        touch(session)
     return session
+
+
+def touch(session: CollectionSession) -> None:
+    """Note activity (committed with the caller's write), at most every ACTIVITY_RESOLUTION_S."""
+    now = utcnow()
+    if now - session.last_activity_at > dt.timedelta(seconds=ACTIVITY_RESOLUTION_S):
+        session.last_activity_at = now
 
 
 def update_screen(db: Session, session: CollectionSession, **screen: Any) -> None:
@@ -135,8 +166,8 @@ def _result(sample: Sample, message: str, duplicate: bool) -> dict[str, Any]:
             "message": message, "duplicate": duplicate}
 
 
-def _existing(db: Session, session: CollectionSession, client_frame_id: str) -> Sample | None:
-    return db.scalar(select(Sample).where(Sample.session_id == session.id,
+def _existing(db: Session, session_id: str, client_frame_id: str) -> Sample | None:
+    return db.scalar(select(Sample).where(Sample.session_id == session_id,
                                           Sample.client_frame_id == client_frame_id))
 
 
@@ -150,7 +181,8 @@ def ingest_frame(db: Session, config: Config, session: CollectionSession, *, fra
     """
     from collection.extraction import encode_features, extract
 
-    previous = _existing(db, session, client_frame_id)
+    session_id = session.id   # kept: the row may be erased while the frame is extracted
+    previous = _existing(db, session_id, client_frame_id)
     if previous is not None:
         return _result(previous, "already received", duplicate=True)
     check_target(session, target_x, target_y)
@@ -183,13 +215,16 @@ def ingest_frame(db: Session, config: Config, session: CollectionSession, *, fra
         if trial is not None and _attention_failed_since(db, trial.id):
             reject(sample, ATTENTION_FAILED)
         db.commit()
-    except IntegrityError:
-        # The same frame arrived twice at once: the other request stored it first.
+    except (IntegrityError, StaleDataError):
+        # The same frame arrived twice at once (the other request stored it first), or
+        # the volunteer was erased while this frame was being extracted.
         db.rollback()
-        previous = _existing(db, session, client_frame_id)
-        if previous is None:
-            raise
-        return _result(previous, "already received", duplicate=True)
+        previous = _existing(db, session_id, client_frame_id)
+        if previous is not None:
+            return _result(previous, "already received", duplicate=True)
+        if db.get(CollectionSession, session_id) is None:
+            raise NotFound("unknown_session", "this session was deleted; the frame was not stored") from None
+        raise
     return _result(sample, extraction.message, duplicate=False)
 
 
@@ -232,28 +267,3 @@ def volunteer_of_token(db: Session, volunteer_id: str, token: str) -> Volunteer 
         CollectionSession.volunteer_id == volunteer_id,
         CollectionSession.token_hash == hashed))
     return db.get(Volunteer, volunteer_id) if match else None
-
-
-def delete_volunteer(db: Session, volunteer_id: str) -> dict[str, int]:
-    """Erase every row and byte of one volunteer; returns what was removed."""
-    sessions = select(CollectionSession.id).where(CollectionSession.volunteer_id == volunteer_id)
-    samples = select(Sample.id).where(Sample.volunteer_id == volunteer_id)
-    image_bytes = db.scalar(select(func.coalesce(func.sum(
-        func.length(SampleImages.face) + func.length(SampleImages.face_aligned)
-        + func.length(SampleImages.l_eye) + func.length(SampleImages.r_eye)
-        + func.length(SampleImages.head_pos)), 0)).where(SampleImages.sample_id.in_(samples))) or 0
-    raw_bytes = db.scalar(select(func.coalesce(func.sum(func.length(RawFrame.jpeg)), 0)).where(
-        RawFrame.sample_id.in_(samples))) or 0
-    removed = {
-        "raw_frames": db.execute(delete(RawFrame).where(RawFrame.sample_id.in_(samples))).rowcount,
-        "images": db.execute(delete(SampleImages).where(
-            SampleImages.sample_id.in_(samples))).rowcount,
-        "samples": db.execute(delete(Sample).where(Sample.volunteer_id == volunteer_id)).rowcount,
-        "trials": db.execute(delete(Trial).where(Trial.session_id.in_(sessions))).rowcount,
-        "sessions": db.execute(delete(CollectionSession).where(
-            CollectionSession.volunteer_id == volunteer_id)).rowcount,
-        "volunteers": db.execute(delete(Volunteer).where(Volunteer.id == volunteer_id)).rowcount,
-    }
-    db.commit()
-    removed["bytes"] = int(image_bytes) + int(raw_bytes)
-    return removed

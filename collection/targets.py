@@ -9,32 +9,38 @@
 from __future__ import annotations
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import Integer, cast, func, select
 from sqlalchemy.orm import Session
 
 from gazelab.config import Config
 from gazelab.schema import CollectionSession, ModelArtifact, Sample
 
 CALIBRATION_FRACTIONS = (0.1, 0.5, 0.9)
-BATCH = 2000
 
 
 def coverage_counts(db: Session, cols: int, rows: int, session_id: str | None = None) -> np.ndarray:
-    """Accepted samples per normalised screen cell, shape (rows, cols), row 0 at the top.
-    Rows are read in batches, so memory does not grow with the dataset."""
-    query = (select(Sample.target_x, Sample.target_y,
-                    CollectionSession.screen_width, CollectionSession.screen_height)
+    """Accepted samples per normalised screen cell, shape (rows, cols), row 0 at the top:
+    one GROUP BY in the database, whatever the number of samples."""
+    col, row = (_cell(db, target / size, n) for target, size, n in (
+        (Sample.target_x, CollectionSession.screen_width, cols),
+        (Sample.target_y, CollectionSession.screen_height, rows)))
+    query = (select(row, col, func.count())
              .join(CollectionSession, Sample.session_id == CollectionSession.id)
-             .where(Sample.status == "accepted"))
+             .where(Sample.status == "accepted").group_by(row, col))
     if session_id:
         query = query.where(Sample.session_id == session_id)
     grid = np.zeros((rows, cols), dtype=np.int64)
-    for batch in db.execute(query.execution_options(yield_per=BATCH)).partitions():
-        points = np.asarray(batch, dtype=float)
-        col = np.clip((points[:, 0] / points[:, 2] * cols).astype(int), 0, cols - 1)
-        row = np.clip((points[:, 1] / points[:, 3] * rows).astype(int), 0, rows - 1)
-        np.add.at(grid, (row, col), 1)
+    for r, c, count in db.execute(query):
+        grid[min(max(int(r), 0), rows - 1), min(max(int(c), 0), cols - 1)] += count
     return grid
+
+
+def _cell(db: Session, fraction, n: int):
+    """floor(fraction * n) in SQL (fractions are >= 0: SQLite's CAST truncates; PostgreSQL's rounds)."""
+    scaled = fraction * n
+    if db.get_bind().dialect.name == "sqlite":
+        return cast(scaled, Integer)
+    return cast(func.floor(scaled), Integer)
 
 
 def calibration_points(width: int, height: int, rng: np.random.Generator) -> list[tuple[float, float]]:

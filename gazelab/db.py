@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA secure_delete=ON")   # deleted rows' bytes (faces) are zeroed
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
@@ -53,6 +54,14 @@ def session_scope(url: str) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def checkpoint(url: str) -> None:
+    """SQLite: copy the WAL into the database and truncate it, so that pages freed by an
+    erasure (zeroed by secure_delete) leave no old copy behind in the WAL. No-op elsewhere."""
+    if url.startswith("sqlite"):
+        with get_engine(url).connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def ping(url: str) -> None:

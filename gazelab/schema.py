@@ -2,6 +2,8 @@
 
 Times are naive UTC (``utcnow()``), the same on SQLite and PostgreSQL. Images are stored
 as encoded bytes in the database so that any web or worker node can read them.
+Integer ids are never reused, not even after a deletion (SQLite AUTOINCREMENT; PostgreSQL
+sequences never go back): a deleted volunteer's sample ids cannot come back as another's.
 Eyes: ``l_eye`` is the *person's* left eye (on the right side of an unmirrored photo).
 """
 from __future__ import annotations
@@ -18,6 +20,7 @@ TRIAL_KINDS = ("calibration", "collection", "pursuit", "validation")
 SAMPLE_STATUSES = ("accepted", "rejected", "flagged")
 RUN_STATUSES = ("queued", "running", "done", "failed", "cancelled")
 SESSION_STATUSES = ("active", "finished", "abandoned")
+EXPORT_STATUSES = ("queued", "running", "done", "failed", "expired")
 # The stored crops of a sample: RGB photos, then the grey head-position mask.
 CROP_KINDS = ("face", "face_aligned", "l_eye", "r_eye", "head_pos")
 PHOTO_KINDS = tuple(kind for kind in CROP_KINDS if kind != "head_pos")
@@ -29,6 +32,9 @@ def utcnow() -> dt.datetime:
 
 def new_id() -> str:
     return uuid.uuid4().hex
+
+
+NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
 
 
 class Base(DeclarativeBase):
@@ -51,6 +57,7 @@ class Volunteer(Base):
 
 class CollectionSession(Base):
     __tablename__ = "collection_sessions"
+    __table_args__ = (Index("ix_collection_sessions_status_activity", "status", "last_activity_at"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     volunteer_id: Mapped[str] = mapped_column(
@@ -63,6 +70,8 @@ class CollectionSession(Base):
     user_agent: Mapped[str] = mapped_column(String(512), default="")
     started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
     finished_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    # Last write by the volunteer's page; idle sessions become "abandoned".
+    last_activity_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     status: Mapped[str] = mapped_column(String(16), default="active")
 
     volunteer: Mapped[Volunteer] = relationship(back_populates="sessions")
@@ -76,6 +85,7 @@ class Trial(Base):
     __tablename__ = "trials"
     __table_args__ = (
         UniqueConstraint("session_id", "client_trial_id", name="uq_trials_session_client_trial"),
+        NEVER_REUSE_IDS,
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -101,6 +111,7 @@ class Sample(Base):
         UniqueConstraint("session_id", "client_frame_id", name="uq_samples_session_frame"),
         Index("ix_samples_status_session", "status", "session_id"),
         Index("ix_samples_volunteer_status", "volunteer_id", "status"),
+        NEVER_REUSE_IDS,
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -165,6 +176,7 @@ class RawFrame(Base):
 
 class TrainingRun(Base):
     __tablename__ = "training_runs"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
@@ -182,6 +194,8 @@ class TrainingRun(Base):
     celery_task_id: Mapped[Optional[str]] = mapped_column(String(64))
     worker: Mapped[Optional[str]] = mapped_column(String(256))
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Set when a volunteer whose samples this run trained on was erased afterwards.
+    data_deleted_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
 
     figures: Mapped[list[RunFigure]] = relationship(
         cascade="all, delete-orphan", passive_deletes=True)
@@ -190,7 +204,7 @@ class TrainingRun(Base):
 class RunFigure(Base):
     """A rendered PNG of a run: error_heatmap, coverage_heatmap, error_histogram, loss_curves."""
     __tablename__ = "run_figures"
-    __table_args__ = (UniqueConstraint("run_id", "name", name="uq_run_figures_run_name"),)
+    __table_args__ = (UniqueConstraint("run_id", "name", name="uq_run_figures_run_name"), NEVER_REUSE_IDS)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("training_runs.id", ondelete="CASCADE"))
@@ -200,6 +214,7 @@ class RunFigure(Base):
 
 class ModelArtifact(Base):
     __tablename__ = "model_artifacts"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[Optional[int]] = mapped_column(
@@ -229,9 +244,29 @@ class ModelArtifact(Base):
 
 class AdminUser(Base):
     __tablename__ = "admin_users"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(String(256))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     last_login_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    # In every login cookie; logout and password changes bump it, revoking all cookies.
+    session_version: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ExportJob(Base):
+    """A zip export written by a worker into the data dir, then downloaded as a file."""
+    __tablename__ = "export_jobs"
+    __table_args__ = NEVER_REUSE_IDS
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    finished_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    status: Mapped[str] = mapped_column(String(16), default="queued")   # EXPORT_STATUSES
+    sample_status: Mapped[str] = mapped_column(String(16))              # accepted | ... | all
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    file_name: Mapped[Optional[str]] = mapped_column(String(128))
+    size_bytes: Mapped[Optional[int]] = mapped_column(Integer)
+    error: Mapped[Optional[str]] = mapped_column(Text)

@@ -1,5 +1,6 @@
-"""`gazelab up`: migrate, first admin, then Redis (embedded), gunicorn and one Celery worker
-as child processes, each in its own process group; all are stopped on Ctrl-C / SIGTERM."""
+"""`gazelab up`: migrate, first admin, then Redis (embedded), gunicorn, one Celery worker
+and Celery beat (the periodic upkeep) as child processes, each in its own process group;
+all are stopped on Ctrl-C / SIGTERM. Run beat once per installation, not once per worker."""
 from __future__ import annotations
 
 import os
@@ -9,8 +10,12 @@ import sys
 import time
 
 from gazelab import broker, migrate
-from gazelab.config import Config
+from gazelab.config import Config, ConfigError
+from gazelab.files import private_data_dir, secret_key
 from gazelab.db import session_scope
+
+
+WEB_THREADS = 4
 
 
 def _bin(name: str) -> str:
@@ -25,7 +30,10 @@ def _child_env(config: Config) -> dict[str, str]:
 
 def web_command(config: Config, port: int | None = None) -> list[str]:
     """gunicorn serving the app factory (on `port` instead of the configured one if given)."""
+    # gthread: a long download streams in a thread; the worker keeps answering the arbiter,
+    # so no timeout cuts it off.
     return [_bin("gunicorn"), "--workers", str(config.server.web_workers),
+            "--worker-class", "gthread", "--threads", str(WEB_THREADS),
             "--bind", f"{config.server.host}:{port or config.server.port}",
             "--timeout", "60", "--graceful-timeout", "5", "--access-logfile", "-",
             "--access-logformat", '%(h)s "%(r)s" %(s)s %(b)s %(M)sms',
@@ -40,10 +48,21 @@ def worker_command(config: Config, name: str | None = None) -> list[str]:
             "--hostname", f"{name or f'gazelab-{os.getpid()}'}@%h"]
 
 
+def beat_command(config: Config) -> list[str]:
+    """Celery beat: sends the periodic tasks of gazelab.celery_app.BEAT_SCHEDULE."""
+    return [_bin("celery"), "-A", "gazelab_cli.worker:celery", "beat", "--loglevel", "WARNING",
+            "--schedule", str(config.data_dir / "celerybeat-schedule")]
+
+
 def run_all(config: Config) -> int:
     from collection.accounts import ensure_first_admin
 
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        private_data_dir(config)
+        secret_key(config)   # created now, once; a bad one stops here with one line
+    except ConfigError as exc:
+        print(f"gazelab up: {exc}", file=sys.stderr, flush=True)
+        return 2
     migrate.upgrade(config.database_url)
     with session_scope(config.database_url) as db:
         password = ensure_first_admin(db)
@@ -65,7 +84,8 @@ def run_all(config: Config) -> int:
     try:
         if config.server.broker_url == "embedded":
             children.append(("redis", broker.start_embedded_redis(config)))
-        for name, command in (("web", web_command(config)), ("worker", worker_command(config))):
+        for name, command in (("web", web_command(config)), ("worker", worker_command(config)),
+                              ("beat", beat_command(config))):
             children.append((name, subprocess.Popen(command, env=env, start_new_session=True,
                                                     stdin=subprocess.DEVNULL)))
         base = f"http://{config.server.host}:{config.server.port}"

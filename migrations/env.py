@@ -20,11 +20,20 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     engine = get_engine(config.get_main_option("sqlalchemy.url"))
     with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=target_metadata,
-                          render_as_batch=True, compare_type=True)
-        with context.begin_transaction():
-            context.run_migrations()
-        connection.commit()
+        # SQLite rebuilds tables in batch mode (copy, drop, rename): with foreign keys on,
+        # dropping the old table would cascade-delete every row that refers to it.
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        try:
+            context.configure(connection=connection, target_metadata=target_metadata,
+                              render_as_batch=True, compare_type=True)
+            with context.begin_transaction():
+                context.run_migrations()
+            connection.commit()
+        finally:
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
 
 
 if context.is_offline_mode():

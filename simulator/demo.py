@@ -72,7 +72,7 @@ def run_demo(config: Config, volunteers: int, samples: int, seed: int = 0,
 
 def _already_done(config: Config, seed: int, index: int) -> bool:
     """True if this volunteer exists with a finished session; a half-made one is removed."""
-    from collection.ingest import delete_volunteer
+    from collection.erasure import delete_volunteer
     with session_scope(config.database_url) as db:
         volunteer = db.scalar(select(Volunteer).where(Volunteer.source == source_tag(seed, index)))
         if volunteer is None:
@@ -81,7 +81,7 @@ def _already_done(config: Config, seed: int, index: int) -> bool:
             CollectionSession.volunteer_id == volunteer.id, CollectionSession.status == "finished"))
         if finished:
             return True
-        delete_volunteer(db, volunteer.id)
+        delete_volunteer(db, config, volunteer.id)
         return False
 
 

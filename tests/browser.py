@@ -1,8 +1,12 @@
 """Playwright helpers for browser tests: Debian chromium (headless) with a fake webcam fed
 from a Y4M file, and screenshots saved to test-artifacts/.
 
+Test contexts pass `bypass_csp=True`: Playwright's `wait_for_function` evaluates strings in
+the page, which our Content-Security-Policy forbids. tests/test_csp_browser.py runs the
+pages under the real policy.
+
     with launch_chromium(video=sim_webcam_y4m(tmp_path_factory.getbasetemp())) as browser:
-        page = browser.new_page(viewport=VIEWPORT)
+        page = browser.new_page(viewport=VIEWPORT, bypass_csp=True)
         ...
         screenshot(page, "collect-consent")
 """

@@ -99,5 +99,5 @@ def web(gz):
 @pytest.fixture
 def api_session(client) -> dict:
     return client.post("/api/v1/sessions", json={
-        "consent": True, "consent_version": "v", "screen_width": 800, "screen_height": 600,
+        "consent": True, "consent_version": "2026-11", "screen_width": 800, "screen_height": 600,
         "device_pixel_ratio": 1}).json

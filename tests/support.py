@@ -70,7 +70,11 @@ class GazeEnv:
             "GAZELAB_SERVER_DATA_DIR": str(self.data_dir),
             "GAZELAB_SERVER_DATABASE_URL": self.database_url,
             "GAZELAB_SERVER_BROKER_URL": self.broker_url,
-            "GAZELAB_SERVER_SECRET_KEY": "test-secret",
+            "GAZELAB_SERVER_SECRET_KEY": "test-secret-not-for-production",
+            # every test shares one Redis and one client address: limits that a whole
+            # suite does not reach (the throttling tests set their own)
+            "GAZELAB_SERVER_LOGIN_ATTEMPTS": "1000",
+            "GAZELAB_SERVER_SESSIONS_PER_IP_PER_HOUR": "1000000",
             "PYTHONUNBUFFERED": "1",
         })
         env.update(self.overrides)

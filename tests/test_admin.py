@@ -15,7 +15,7 @@ from skimage import data as skdata
 from sqlalchemy import func, select
 
 from gazelab.db import session_scope
-from gazelab.schema import (CollectionSession, Sample, SampleImages, Trial, Volunteer)
+from gazelab.schema import (CollectionSession, ExportJob, Sample, SampleImages, Trial, Volunteer)
 from collection.accounts import create_admin
 
 ADMIN, PASSWORD = "ada", "correct horse battery"
@@ -109,7 +109,7 @@ def counts_by_status(database_url: str) -> dict[str, int]:
 
 def test_pages_redirect_and_apis_answer_401_without_login(gz, client):
     for path in ("/admin/", "/admin/review", "/admin/runs", "/admin/live", "/admin/export",
-                 "/admin/export.zip", "/admin/coverage.png", "/admin/samples/1/face.jpg"):
+                 "/admin/exports/1.zip", "/admin/coverage.png", "/admin/samples/1/face.jpg"):
         response = client.get(path)
         assert response.status_code == 302, path
         assert "/admin/login" in response.headers["Location"]
@@ -283,13 +283,26 @@ def test_delete_volunteer_from_admin(gz, admin_client):
 
 # --- export ----------------------------------------------------------------------------
 
-def test_export_zip_reference_layout_filtered_by_status(gz, admin_client):
-    seed(gz.database_url, volunteers=2, samples_each=5)
-    response = admin_client.get("/admin/export.zip?status=accepted")
+def _export(gz, admin_client, status: str) -> zipfile.ZipFile:
+    """Ask for an export on the page, write it as the worker does, download it."""
+    from collection.export import write_export
+    token = page_csrf(admin_client, "/admin/export")
+    assert admin_client.post("/admin/exports", data={"status": status, "csrf_token": token}).status_code == 302
+    with session_scope(gz.database_url) as db:
+        job = db.scalars(select(ExportJob).order_by(ExportJob.id.desc())).first()
+        job_id = job.id
+        write_export(db, gz.config, job_id)
+    assert f"/admin/exports/{job_id}.zip" in admin_client.get("/admin/export").get_data(as_text=True)
+    response = admin_client.get(f"/admin/exports/{job_id}.zip")
     assert response.status_code == 200 and response.mimetype == "application/zip"
-    assert response.is_streamed
     archive = zipfile.ZipFile(io.BytesIO(response.data))
     assert archive.testzip() is None
+    return archive
+
+
+def test_export_zip_reference_layout_filtered_by_status(gz, admin_client):
+    seed(gz.database_url, volunteers=2, samples_each=5)
+    archive = _export(gz, admin_client, "accepted")
     rows = list(csv.DictReader(io.TextIOWrapper(archive.open("positions.csv"), encoding="utf-8")))
     assert list(rows[0]) == ["id", "x", "y", "head_angle", "screen_width", "screen_height",
                              "session", "volunteer", "yaw", "pitch"]
@@ -308,26 +321,33 @@ def test_export_zip_reference_layout_filtered_by_status(gz, admin_client):
     assert face.shape == (64, 64, 3)
     assert len(names) == 1 + 5 * 6
 
-    everything = zipfile.ZipFile(io.BytesIO(admin_client.get("/admin/export.zip?status=all").data))
+    everything = _export(gz, admin_client, "all")
     assert len(everything.read("positions.csv").decode().strip().splitlines()) == 1 + 10
-    assert admin_client.get("/admin/export.zip?status=bogus").status_code == 400
+    token = page_csrf(admin_client, "/admin/export")
+    assert admin_client.post("/admin/exports", data={"status": "bogus", "csrf_token": token}).status_code == 400
+    assert admin_client.get("/admin/exports/999.zip").status_code == 404
 
 
-def test_export_streams_in_many_chunks(gz):
-    """The generator hands out the zip batch by batch instead of building it whole."""
-    from gazelab.db import session_factory
-    from webapp.admin import export
+def test_export_progress_in_batches_and_expiry(gz):
+    """The job's progress row advances batch by batch; old zips are removed (job expired)."""
+    from collection import export
     seed(gz.database_url, volunteers=1, samples_each=30)
-    db = session_factory(gz.database_url)()
+    with session_scope(gz.database_url) as db:
+        job_id = export.create_job(db, "all").id
     old_batch, export.BATCH = export.BATCH, 4
     try:
-        chunks = [chunk for chunk in export.export_zip(db, "all") if chunk]
+        with session_scope(gz.database_url) as db:
+            job = export.write_export(db, gz.config, job_id)
+            assert (job.status, job.done, job.total) == ("done", 30, 30)
+            path = export.export_path(gz.config, job)
+            assert zipfile.ZipFile(path).testzip() is None and len(zipfile.ZipFile(path).namelist()) == 1 + 5 * 30
+            assert oct(path.stat().st_mode & 0o777) == "0o600"
+            job.finished_at = job.finished_at - dt.timedelta(hours=gz.config.server.export_keep_hours + 1)
+            db.commit()
+            assert export.remove_old_exports(db, gz.config) == 1
+            assert not path.exists() and db.get(ExportJob, job_id).status == "expired"
     finally:
         export.BATCH = old_batch
-        db.close()
-    assert len(chunks) > 8
-    archive = zipfile.ZipFile(io.BytesIO(b"".join(chunks)))
-    assert archive.testzip() is None and len(archive.namelist()) == 1 + 5 * 30
 
 
 # --- training pages (runs inserted directly; queueing through the trainer is in the browser test) ---

@@ -129,11 +129,16 @@ def test_targets_calibration_grid_and_edge_weighting(client):
     assert xs.min() >= 15 / 1280 and xs.max() <= 1 - 15 / 1280
 
 
-def test_coverage_counts_accepted_samples(client, face_jpeg):
-    created = new_session(client)
+def test_coverage_counts_one_sessions_accepted_samples_with_its_token(client, face_jpeg):
+    created, other = new_session(client), new_session(client)
     upload(client, created, face_jpeg, x=1270, y=5)
-    body = client.get("/api/v1/coverage?cols=4&rows=2").json
+    upload(client, other, face_jpeg, x=5, y=5)
+    url = f"/api/v1/coverage?cols=4&rows=2&session_id={created['session_id']}"
+    body = client.get(url, headers=auth(created)).json
     assert body["counts"][0][3] == 1 and sum(map(sum, body["counts"])) == 1
+    assert client.get(url).status_code == 401
+    assert client.get(url, headers=auth(other)).status_code == 403
+    assert client.get("/api/v1/coverage?cols=4&rows=2", headers=auth(created)).status_code == 422
 
 
 def test_delete_volunteer_erases_everything(client, gz, face_jpeg):
@@ -173,7 +178,7 @@ def test_finish_marks_session_finished(client):
     ({"hacker": "<script>"}, 422, "unknown_field"),
 ])
 def test_bad_session_bodies(client, gz, body, status, code):
-    full = {"consent": True, "consent_version": "v", "screen_width": 800, "screen_height": 600,
+    full = {"consent": True, "consent_version": "2026-11", "screen_width": 800, "screen_height": 600,
             "device_pixel_ratio": 1, **body}
     response = client.post("/api/v1/sessions", json=full)
     assert (response.status_code, response.json["error"]) == (status, code)

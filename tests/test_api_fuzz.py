@@ -66,7 +66,7 @@ TRIAL_KEYS = ["kind", "target_x", "target_y", "shown_at", "bogus"]
     st.floats(-100, 30000)), max_size=5))
 def test_trial_creation_never_fails_server_side(client, gz, body):
     created = client.post("/api/v1/sessions", json={
-        "consent": True, "consent_version": "v", "screen_width": 800, "screen_height": 600,
+        "consent": True, "consent_version": "2026-11", "screen_width": 800, "screen_height": 600,
         "device_pixel_ratio": 1}).json
     before = _counts(gz.config.database_url)
     response = client.post(f"/api/v1/sessions/{created['session_id']}/trials", json=body,
@@ -82,7 +82,7 @@ def test_trial_creation_never_fails_server_side(client, gz, body):
 def test_frame_upload_never_fails_server_side(client, gz, meta, frame):
     import io
     created = client.post("/api/v1/sessions", json={
-        "consent": True, "consent_version": "v", "screen_width": 800, "screen_height": 600,
+        "consent": True, "consent_version": "2026-11", "screen_width": 800, "screen_height": 600,
         "device_pixel_ratio": 1}).json
     before = _counts(gz.config.database_url)
     response = client.post(f"/api/v1/sessions/{created['session_id']}/frames",

@@ -33,7 +33,7 @@ def browser(webcam):
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport=VIEWPORT)
+    context = browser.new_context(viewport=VIEWPORT, bypass_csp=True)
     page = context.new_page()
     page.set_default_timeout(20_000)
     yield page
@@ -231,7 +231,7 @@ def test_wrong_or_missing_arrow_fails_the_trial_and_pursuit_records(gz, web, pag
 
 def test_camera_denied_explains_and_retry_works(gz, web, webcam):
     with launch_chromium(video=webcam, fake_ui=False) as browser:
-        context = browser.new_context(viewport=VIEWPORT)  # no camera permission granted
+        context = browser.new_context(viewport=VIEWPORT, bypass_csp=True)  # no camera permission granted
         page = context.new_page()
         page.goto(web.url + "/")
         page.check("#consent-box")

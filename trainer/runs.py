@@ -2,13 +2,18 @@
 and stale-run detection. Import-light: torch is loaded only when a run executes.
 
 One training at a time: a Redis key (value = run id, expiring after
-[training] stale_after_seconds, refreshed every epoch) plus a database check for a
-"running" run with a fresh heartbeat (which also covers a foreground run without Redis).
+[training] stale_after_seconds) plus a database check for a "running" run with a fresh
+heartbeat (which also covers a foreground run without Redis). While a run executes, a
+thread refreshes both its heartbeat and the key every HEARTBEAT_S seconds, so a run whose
+process died is found by the age of its heartbeat alone (fail_stale_runs, every 15 s on
+the beat schedule), whatever its worker was called. Claiming a queued run is one
+conditional UPDATE, so a task delivered twice trains once.
 """
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 
 from sqlalchemy import select, update
@@ -17,11 +22,13 @@ from sqlalchemy.orm import Session
 from gazelab.celery_app import RETRAIN_TASK
 from gazelab.config import Config
 from gazelab.db import session_scope
+from gazelab.files import SNAPSHOT_DIR, private_subdir
 from gazelab.schema import ModelArtifact, TrainingRun, utcnow
 from trainer.params import TrainParams, validate_params
 
 log = logging.getLogger(__name__)
 LOCK_KEY = "gazelab:training-lock"
+HEARTBEAT_S = 5
 
 
 class TrainingBusy(RuntimeError):
@@ -111,15 +118,66 @@ def mark_stale_runs(db: Session, config: Config, worker_name: str | None = None)
     return count
 
 
-def _claim(db: Session, run: TrainingRun, config: Config, client) -> None:
+def _claim(db: Session, run_id: int, config: Config, client, worker_name: str) -> bool:
+    """Take the lock and turn the run from queued to running; False if it is not queued
+    (any more). Raises TrainingBusy while another run trains."""
     cutoff = utcnow() - dt.timedelta(seconds=config.training.stale_after_seconds)
-    other = db.scalars(select(TrainingRun.id).where(TrainingRun.status == "running", TrainingRun.id != run.id,
+    other = db.scalars(select(TrainingRun.id).where(TrainingRun.status == "running", TrainingRun.id != run_id,
                                                     TrainingRun.heartbeat_at >= cutoff)).first()
     if other is not None:
         raise TrainingBusy(f"training run {other} is running")
-    if client is not None and not client.set(LOCK_KEY, str(run.id), nx=True,
+    if client is not None and not client.set(LOCK_KEY, str(run_id), nx=True,
                                              ex=config.training.stale_after_seconds):
-        raise TrainingBusy(f"training run {client.get(LOCK_KEY).decode()} holds the lock")
+        holder = client.get(LOCK_KEY)
+        if holder != str(run_id).encode():
+            raise TrainingBusy(f"training run {holder.decode() if holder else '?'} holds the lock")
+    now = utcnow()
+    claimed = db.execute(update(TrainingRun).where(TrainingRun.id == run_id, TrainingRun.status == "queued")
+                         .values(status="running", started_at=now, heartbeat_at=now, worker=worker_name)).rowcount
+    db.commit()
+    if not claimed:
+        _release_lock(client, run_id)
+    return bool(claimed)
+
+
+class _Heartbeat:
+    """Refreshes the run's heartbeat (and the lock) every HEARTBEAT_S s while it trains."""
+
+    def __init__(self, config: Config, run_id: int, client):
+        self.config, self.run_id, self.client = config, run_id, client
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name=f"run-{run_id}-heartbeat", daemon=True)
+
+    def __enter__(self) -> "_Heartbeat":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.stop.set()
+        self.thread.join(10)
+
+    def _loop(self) -> None:
+        while not self.stop.wait(HEARTBEAT_S):
+            try:
+                with session_scope(self.config.database_url) as db:
+                    db.execute(update(TrainingRun).where(TrainingRun.id == self.run_id,
+                                                         TrainingRun.status == "running")
+                               .values(heartbeat_at=utcnow()))
+                if self.client is not None and self.client.get(LOCK_KEY) == str(self.run_id).encode():
+                    self.client.expire(LOCK_KEY, self.config.training.stale_after_seconds)
+            except Exception:  # a missed beat is retried; a dead database fails the run anyway
+                log.warning("heartbeat of run %s missed", self.run_id, exc_info=True)
+
+
+def requeue_orphans(db: Session, config: Config) -> list[int]:
+    """Send the task again for every queued run: after a broker restart without persistence
+    its message may be gone. A run whose message did survive is trained once all the same
+    (claiming is atomic; the second delivery finds it no longer queued)."""
+    from celery import current_app
+    ids = db.scalars(select(TrainingRun.id).where(TrainingRun.status == "queued").order_by(TrainingRun.id)).all()
+    for run_id in ids:
+        current_app.send_task(RETRAIN_TASK, args=[run_id], queue="training")
+    return list(ids)
 
 
 # ---- execution ----
@@ -132,13 +190,11 @@ def execute_run(config: Config, run_id: int, worker_name: str = "", progress: bo
         run = db.get(TrainingRun, run_id)
         if run is None:
             raise ValueError(f"no training run {run_id}")
-        if run.status != "queued":
-            return run.status
-        _claim(db, run, config, client)
-        now = utcnow()
-        run.status, run.started_at, run.heartbeat_at, run.worker = "running", now, now, worker_name
+        if run.status != "queued" or not _claim(db, run_id, config, client, worker_name):
+            return db.scalar(select(TrainingRun.status).where(TrainingRun.id == run_id))
     try:
-        status = _train_and_store(config, run_id, client, progress)
+        with _Heartbeat(config, run_id, client):
+            status = _train_and_store(config, run_id, client, progress)
     except Exception as exc:
         log.exception("training run %s failed", run_id)
         with session_scope(url) as db:
@@ -161,7 +217,7 @@ def _train_and_store(config: Config, run_id: int, client, progress: bool) -> str
     url = config.database_url
     with session_scope(url) as db:
         params = TrainParams.from_config(config, **db.get(TrainingRun, run_id).params)
-        snapshot = load_snapshot(db, params.image_size, config.data_dir / "snapshots")
+        snapshot = load_snapshot(db, params.image_size, private_subdir(config, SNAPSHOT_DIR))
     started, history, cancel = time.monotonic(), [], {"requested": False}
 
     def on_epoch(entry: dict) -> None:

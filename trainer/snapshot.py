@@ -90,6 +90,7 @@ def load_snapshot(db: Session, image_size: int, cache_dir: Path | None = None) -
         for old in path.parent.glob("snapshot-*.npz"):
             old.unlink()
         tmp = path.with_suffix(".tmp.npz")
+        tmp.touch(mode=0o600)   # faces: private to the user, whatever the process umask
         np.savez(tmp, **snapshot.images, angles=snapshot.angles, targets=snapshot.targets,
                  screens=snapshot.screens, mm_per_px=snapshot.mm_per_px, sample_ids=snapshot.sample_ids,
                  session_ids=snapshot.session_ids, volunteer_ids=snapshot.volunteer_ids)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from celery import shared_task
 from celery.signals import worker_ready
 
-from gazelab.celery_app import FLAG_OUTLIERS_TASK, RETRAIN_TASK
+from gazelab.celery_app import FAIL_STALE_RUNS_TASK, FLAG_OUTLIERS_TASK, LONG_JOB_OPTIONS, RETRAIN_TASK
 from gazelab.db import session_scope
 
 RETRY_WHEN_BUSY_S = 15
 
 
-@shared_task(name=RETRAIN_TASK, bind=True, max_retries=None)
+@shared_task(name=RETRAIN_TASK, bind=True, max_retries=None, **LONG_JOB_OPTIONS)
 def retrain(self, run_id: int) -> str:
     """Train the queued run `run_id` (waits, re-queued, while another training runs)."""
     from trainer.runs import TrainingBusy, execute_run
@@ -36,11 +36,22 @@ def flag_model_outliers(self) -> dict:
         return flag_outliers(db, model_errors(db, predictor))
 
 
-@worker_ready.connect
-def fail_stale_runs(sender=None, **_) -> None:
-    """A run left "running" by a dead worker (old heartbeat, or this worker's own name
-    before a restart) is marked failed, never stuck."""
+@shared_task(name=FAIL_STALE_RUNS_TASK, bind=True)
+def fail_stale_runs(self) -> int:
+    """Runs "running" without a heartbeat for stale_after_seconds become failed (beat schedule)."""
     from trainer.runs import mark_stale_runs
+    config = self.app.gazelab_config
+    with session_scope(config.database_url) as db:
+        return mark_stale_runs(db, config)
+
+
+@worker_ready.connect
+def recover_runs(sender=None, **_) -> None:
+    """On start: a run left "running" by a dead worker (old heartbeat, or this worker's own
+    name before a restart) is marked failed, never stuck; queued runs are sent again in
+    case the broker lost their messages."""
+    from trainer.runs import mark_stale_runs, requeue_orphans
     config = sender.app.gazelab_config
     with session_scope(config.database_url) as db:
         mark_stale_runs(db, config, worker_name=sender.hostname)
+        requeue_orphans(db, config)

@@ -1,7 +1,7 @@
 """GazeLab web app: Flask app factory (config loaded once, blueprints, Celery)."""
 from __future__ import annotations
 
-import secrets
+import datetime
 from pathlib import Path
 
 from flask import Flask, g
@@ -11,19 +11,23 @@ from werkzeug.routing import IntegerConverter
 from gazelab.celery_app import make_celery
 from gazelab.config import Config, load_config
 from gazelab.db import session_factory
+from gazelab.files import private_data_dir, secret_key
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 
 def create_app(config: Config | None = None) -> Flask:
     config = config or load_config()
+    private_data_dir(config)
     app = Flask(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
     app.url_map.converters["int"] = DatabaseIdConverter
     app.config.update(
         GAZELAB=config,
-        SECRET_KEY=_secret_key(config),
+        SECRET_KEY=secret_key(config),
         MAX_CONTENT_LENGTH=config.server.max_upload_bytes,
         SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SECURE=config.server.secure_cookies,
+        PERMANENT_SESSION_LIFETIME=datetime.timedelta(hours=config.server.session_hours),
         SESSION_COOKIE_SAMESITE="Lax",
         # Send the cookie only when the session changed: a page's many image responses
         # would otherwise race a form post and put back the cookie from before it.
@@ -33,8 +37,9 @@ def create_app(config: Config | None = None) -> Flask:
     app.extensions["db_sessions"] = session_factory(config.database_url)
     celery_init_app(app, config)
 
-    from webapp import errors, health
+    from webapp import errors, headers, health
     errors.register(app)
+    headers.register(app)
     app.register_blueprint(health.bp)
     # BLUEPRINTS (one line each)
     from webapp.admin import bp as admin_bp; app.register_blueprint(admin_bp)
@@ -80,14 +85,3 @@ def _close_db(_exc=None) -> None:
     db = g.pop("db", None)
     if db is not None:
         db.close()
-
-
-def _secret_key(config: Config) -> str:
-    if config.server.secret_key:
-        return config.server.secret_key
-    path = config.data_dir / "secret_key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
-    return path.read_text().strip()

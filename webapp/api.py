@@ -5,11 +5,13 @@ The contract is the OpenAPI document in webapp/openapi.py (served at /api/v1/ope
 """
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request, session as cookie_session
+from flask import Blueprint, jsonify, request
 
 from collection import ingest, targets
+from collection.erasure import delete_volunteer as delete_volunteer_everywhere
 from gazelab.schema import TRIAL_KINDS, Volunteer
 from webapp import get_config, get_db, ratelimit
+from webapp.admin.auth import current_admin
 from webapp.csrf import csrf_valid
 from webapp.errors import ApiError
 from webapp.openapi import openapi_document
@@ -18,12 +20,12 @@ from webapp.validation import (Field, bearer_token, json_body, parse_fields, par
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-MAX_SCREEN = 20_000
+MAX_SCREEN = max(ingest.MAX_SCREEN_WIDTH, ingest.MAX_SCREEN_HEIGHT)
 SESSION_FIELDS = {
     "consent": Field("literal_true"),
     "consent_version": Field("str", max_len=64),
-    "screen_width": Field("int", lo=100, hi=MAX_SCREEN),
-    "screen_height": Field("int", lo=100, hi=MAX_SCREEN),
+    "screen_width": Field("int", lo=100, hi=ingest.MAX_SCREEN_WIDTH),
+    "screen_height": Field("int", lo=100, hi=ingest.MAX_SCREEN_HEIGHT),
     "device_pixel_ratio": Field("number", lo=0.25, hi=10),
     "mm_per_px": Field("number", required=False, nullable=True, lo=0.01, hi=5),
     "user_agent": Field("str", required=False, nullable=True, max_len=512),
@@ -51,8 +53,9 @@ SETTINGS_KEYS = ("target_radius", "fixation_delay_ms", "capture_window_ms", "cap
                  "target_speed", "skip_frames", "record_frame_rate", "avg_window_length")
 
 
-def _session(session_id: str):
-    return ingest.authorize(get_db(), session_id, bearer_token(request))
+def _session(session_id: str, write: bool = False):
+    """The session named in the path, for its token; `write`: only while it is active."""
+    return ingest.authorize(get_db(), get_config(), session_id, bearer_token(request), write=write)
 
 
 def _frame_file(allowed_fields: set[str]) -> bytes:
@@ -70,11 +73,14 @@ def _frame_file(allowed_fields: set[str]) -> bytes:
     return data
 
 
-def _rate_limit(session_id: str) -> None:
-    wait = ratelimit.retry_after(get_config(), session_id)
+def _limited(wait: int | None, what: str) -> None:
     if wait is not None:
-        raise ApiError(429, "rate_limited", f"too many frames; retry in {wait} s",
+        raise ApiError(429, "rate_limited", f"too many {what}; retry in {wait} s",
                        headers={"Retry-After": str(wait)})
+
+
+def _rate_limit(session_id: str) -> None:
+    _limited(ratelimit.upload_wait(get_config(), session_id), "frames")
 
 
 @bp.get("/openapi.json")
@@ -86,6 +92,7 @@ def openapi():
 def create_session():
     config = get_config()
     fields = parse_fields(json_body(request), SESSION_FIELDS)
+    _limited(ratelimit.new_session_wait(config, request.remote_addr or "unknown"), "new sessions from this address")
     session, token = ingest.create_session(
         get_db(), config, consent_version=fields["consent_version"],
         screen_width=fields["screen_width"], screen_height=fields["screen_height"],
@@ -110,7 +117,7 @@ SCREEN_UPDATE_FIELDS = {name: Field(f.kind, required=False, nullable=name == "mm
 @bp.patch("/sessions/<session_id>")
 def update_session(session_id: str):
     """Screen set-up after the camera check: the fullscreen size and the card calibration."""
-    session = _session(session_id)
+    session = _session(session_id, write=True)
     body = json_body(request)
     fields = parse_fields(body, SCREEN_UPDATE_FIELDS)
     db = get_db()
@@ -121,7 +128,7 @@ def update_session(session_id: str):
 @bp.post("/sessions/<session_id>/check-frame")
 def check_frame(session_id: str):
     from collection.extraction import extract
-    _session(session_id)
+    _session(session_id, write=True)
     data = _frame_file({"frame"})
     _rate_limit(session_id)
     result = extract(data, get_config())
@@ -134,7 +141,7 @@ def check_frame(session_id: str):
 
 @bp.post("/sessions/<session_id>/trials")
 def create_trial(session_id: str):
-    session = _session(session_id)
+    session = _session(session_id, write=True)
     fields = parse_fields(json_body(request), TRIAL_FIELDS)
     trial, duplicate = ingest.add_trial(get_db(), session, **fields)
     return jsonify(trial_id=trial.id, duplicate=duplicate), 200 if duplicate else 201
@@ -142,7 +149,7 @@ def create_trial(session_id: str):
 
 @bp.patch("/sessions/<session_id>/trials/<int:trial_id>")
 def update_trial(session_id: str, trial_id: int):
-    session = _session(session_id)
+    session = _session(session_id, write=True)
     fields = parse_fields(json_body(request), ATTENTION_FIELDS)
     passed = ingest.record_attention(get_db(), session, trial_id, fields["attention_letter"],
                                      fields["attention_answer"])
@@ -151,7 +158,7 @@ def update_trial(session_id: str, trial_id: int):
 
 @bp.post("/sessions/<session_id>/frames")
 def upload_frame(session_id: str):
-    session = _session(session_id)
+    session = _session(session_id, write=True)
     data = _frame_file({"frame", "meta"})
     if "meta" not in request.form:
         raise ApiError(422, "missing_field", "multipart field 'meta' (JSON) is missing")
@@ -176,14 +183,16 @@ def next_targets(session_id: str):
 
 @bp.get("/coverage")
 def coverage():
+    """One session's coverage (its token required): accepted samples per screen cell."""
     args = parse_fields(request.args.to_dict(), {
         "cols": Field("str", required=False, max_len=4),
         "rows": Field("str", required=False, max_len=4),
-        "session_id": Field("str", required=False, max_len=32),
+        "session_id": Field("str", max_len=32),
     }, "query")
     cols = parse_int("cols", args["cols"], 1, 200, default=16)
     rows = parse_int("rows", args["rows"], 1, 200, default=9)
-    counts = targets.coverage_counts(get_db(), cols, rows, args["session_id"])
+    session = _session(args["session_id"])
+    counts = targets.coverage_counts(get_db(), cols, rows, session.id)
     return jsonify(cols=cols, rows=rows, counts=counts.tolist())
 
 
@@ -196,14 +205,14 @@ def finish(session_id: str):
 def delete_volunteer(volunteer_id: str):
     db = get_db()
     token = bearer_token(request)
-    if cookie_session.get("admin_user_id") is not None and not token:
+    if current_admin() is not None and not token:
         if not csrf_valid():
             raise ApiError(403, "csrf_failed", "admin deletion needs the X-CSRF-Token header")
-        allowed = db.get(Volunteer, volunteer_id[:32]) is not None
+        allowed = len(volunteer_id) <= 32 and db.get(Volunteer, volunteer_id) is not None
     elif token:
-        allowed = ingest.volunteer_of_token(db, volunteer_id[:32], token) is not None
+        allowed = len(volunteer_id) <= 32 and ingest.volunteer_of_token(db, volunteer_id, token) is not None
     else:
         raise ApiError(401, "missing_token", "send the upload token as 'Authorization: Bearer <token>'")
     if not allowed:
         raise ApiError(404, "unknown_volunteer", "no such volunteer for this token")
-    return jsonify(deleted=ingest.delete_volunteer(db, volunteer_id))
+    return jsonify(deleted=delete_volunteer_everywhere(db, get_config(), volunteer_id))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify, request
+from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
 from collection import errors as domain
@@ -55,6 +56,12 @@ def register(app: Flask) -> None:
     @app.errorhandler(domain.DomainError)
     def _domain_error(exc: domain.DomainError):
         return error_response(status_of(exc), exc.code, exc.message)
+
+    @app.errorhandler(StaleDataError)
+    def _gone(_exc: StaleDataError):
+        # a row this request changed was deleted meanwhile (an erasure racing an upload)
+        return error_response(409, "deleted_meanwhile", "the data this request changes was deleted meanwhile; "
+                              "nothing was stored")
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

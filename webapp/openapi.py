@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from collection.ingest import MAX_SCREEN_HEIGHT, MAX_SCREEN_WIDTH
 from gazelab.schema import TRIAL_KINDS
 
 
@@ -24,7 +25,7 @@ ERRORS = {str(code): _error(text) for code, text in (
 SESSION_ID = {"name": "session_id", "in": "path", "required": True,
               "schema": {"type": "string", "maxLength": 32}}
 BEARER = [{"uploadToken": []}]
-NUMBER = {"type": "number", "minimum": 0, "maximum": 20000}
+NUMBER = {"type": "number", "minimum": 0, "maximum": max(MAX_SCREEN_WIDTH, MAX_SCREEN_HEIGHT)}
 DATETIME = {"type": "string", "format": "date-time"}
 SUMMARY = {"type": "object", "required": ["session_id", "volunteer_id", "status", "counts"],
            "properties": {"session_id": {"type": "string"}, "volunteer_id": {"type": "string"},
@@ -101,11 +102,12 @@ def openapi_document() -> dict[str, Any]:
             "/sessions/{session_id}/finish": {"post": _op(
                 "Finish the session", {"200": _json("Summary")}, params=[SESSION_ID])},
             "/coverage": {"get": _op(
-                "Accepted samples per normalised screen cell", {"200": _json("Coverage")},
+                "One session's accepted samples per normalised screen cell (its upload token)",
+                {"200": _json("Coverage")},
                 params=[{"name": "cols", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
                         {"name": "rows", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
-                        {"name": "session_id", "in": "query", "schema": {"type": "string", "maxLength": 32}}],
-                secured=False)},
+                        {"name": "session_id", "in": "query", "required": True,
+                         "schema": {"type": "string", "maxLength": 32}}])},
             "/volunteers/{volunteer_id}": {"delete": _op(
                 "Erase every row and byte of a volunteer (upload token or admin)",
                 {"200": _json("Deleted")},
@@ -123,15 +125,15 @@ def openapi_document() -> dict[str, Any]:
                                "properties": {
                                    "consent": {"type": "boolean", "enum": [True]},
                                    "consent_version": {"type": "string", "maxLength": 64},
-                                   "screen_width": {"type": "integer", "minimum": 100, "maximum": 20000},
-                                   "screen_height": {"type": "integer", "minimum": 100, "maximum": 20000},
+                                   "screen_width": {"type": "integer", "minimum": 100, "maximum": MAX_SCREEN_WIDTH},
+                                   "screen_height": {"type": "integer", "minimum": 100, "maximum": MAX_SCREEN_HEIGHT},
                                    "device_pixel_ratio": {"type": "number", "minimum": 0.25, "maximum": 10},
                                    "mm_per_px": {"type": "number", "nullable": True, "minimum": 0.01, "maximum": 5},
                                    "user_agent": {"type": "string", "nullable": True, "maxLength": 512}}},
                 "ScreenUpdate": {"type": "object", "additionalProperties": False,
                                  "properties": {
-                                     "screen_width": {"type": "integer", "minimum": 100, "maximum": 20000},
-                                     "screen_height": {"type": "integer", "minimum": 100, "maximum": 20000},
+                                     "screen_width": {"type": "integer", "minimum": 100, "maximum": MAX_SCREEN_WIDTH},
+                                     "screen_height": {"type": "integer", "minimum": 100, "maximum": MAX_SCREEN_HEIGHT},
                                      "device_pixel_ratio": {"type": "number", "minimum": 0.25, "maximum": 10},
                                      "mm_per_px": {"type": "number", "nullable": True, "minimum": 0.01, "maximum": 5}}},
                 "SessionCreated": {"type": "object",

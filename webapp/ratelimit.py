@@ -1,4 +1,8 @@
-"""Per-session upload rate limit: a token bucket in Redis shared by all web processes."""
+"""Rate limits: one token bucket in Redis (a Lua script, atomic), shared by all web
+processes, for every limit: frames per collection session, new sessions per IP, admin
+logins per IP and per name. Flask-Limiter was weighed: it would add a dependency and a
+second limiter model for the same three counters this 20-line script already gives, with
+Retry-After and fail-open on a broker outage."""
 from __future__ import annotations
 
 import math
@@ -23,17 +27,34 @@ return {allowed, tostring(wait)}
 _clients: dict[str, object] = {}
 
 
-def retry_after(config: Config, session_id: str) -> int | None:
-    """None when the upload may go ahead, else seconds to wait (for Retry-After).
+def retry_after(config: Config, key: str, per_second: float, burst: int) -> int | None:
+    """Take one token from bucket `key`: None when the request may go ahead, else the
+    seconds to wait (for Retry-After).
 
-    Fails open: when the broker cannot be reached, uploads are not blocked.
+    Fails open: when the broker cannot be reached, nothing is blocked.
     """
     url = broker.broker_url(config)
     try:
         client = _clients.get(url) or _clients.setdefault(url, broker.redis_client(url))
-        allowed, wait = client.eval(_BUCKET, 1, f"gazelab:rate:{session_id}",
-                                    config.server.rate_limit_per_second,
-                                    config.server.rate_limit_burst, time.time())
+        allowed, wait = client.eval(_BUCKET, 1, f"gazelab:rate:{key}", per_second, burst, time.time())
     except Exception:
         return None
     return None if int(allowed) else max(1, math.ceil(float(wait)))
+
+
+def upload_wait(config: Config, session_id: str) -> int | None:
+    return retry_after(config, f"frames:{session_id}", config.server.rate_limit_per_second,
+                       config.server.rate_limit_burst)
+
+
+def new_session_wait(config: Config, ip: str) -> int | None:
+    per_hour = config.server.sessions_per_ip_per_hour
+    return retry_after(config, f"sessions:{ip}", per_hour / 3600, per_hour)
+
+
+def login_wait(config: Config, ip: str, name: str) -> int | None:
+    """Both buckets are charged; the longer wait wins."""
+    attempts, window_s = config.server.login_attempts, config.server.login_window_minutes * 60
+    waits = [retry_after(config, f"login:{kind}:{value}", attempts / window_s, attempts)
+             for kind, value in (("ip", ip), ("name", name.lower()[:64]))]
+    return max((w for w in waits if w is not None), default=None)

@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import requests
 
+from gazelab.config import load_config
+
 SCREEN = (1280, 720)
-BENCH_CONSENT = "bench"  # consent version of the bench's volunteers (erased afterwards)
 
 
 @dataclass
@@ -34,6 +35,7 @@ class VolunteerStats:
     lost: int = 0
     errors: int = 0
     rate_limited: int = 0
+    volunteer_id: str | None = None   # erased afterwards from an external database
 
 
 def render_frames(volunteers: int, per_volunteer: int, seed: int = 0) -> list[list[tuple[bytes, tuple]]]:
@@ -52,12 +54,13 @@ def _post(http: requests.Session, url: str, **kwargs) -> requests.Response:
     return http.post(url, timeout=30, **kwargs)
 
 
-def run_volunteer(base: str, frames: list[tuple[bytes, tuple]], fps: float, seconds: float,
-                  start_at: float, stats: VolunteerStats) -> None:
+def run_volunteer(base: str, consent_version: str, frames: list[tuple[bytes, tuple]], fps: float,
+                  seconds: float, start_at: float, stats: VolunteerStats) -> None:
     http = requests.Session()
     created = _post(http, f"{base}/api/v1/sessions", json={
-        "consent": True, "consent_version": BENCH_CONSENT, "screen_width": SCREEN[0],
+        "consent": True, "consent_version": consent_version, "screen_width": SCREEN[0],
         "screen_height": SCREEN[1], "device_pixel_ratio": 1.0}).json()
+    stats.volunteer_id = created["volunteer_id"]
     api = f"{base}/api/v1/sessions/{created['session_id']}"
     http.headers["Authorization"] = f"Bearer {created['upload_token']}"
     total = int(seconds * fps)
@@ -108,7 +111,6 @@ def start_server(database_url: str | None, web_workers: int | None):
     import socket
 
     from gazelab import broker, migrate
-    from gazelab.config import load_config
     from gazelab_cli.supervisor import web_command
 
     data_dir = Path(tempfile.mkdtemp(prefix="gzbench", dir="/tmp"))
@@ -118,7 +120,8 @@ def start_server(database_url: str | None, web_workers: int | None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("GAZELAB_SERVER_")
            or k in ("GAZELAB_SERVER_WEB_WORKERS",)}
     env.update({"GAZELAB_SERVER_DATA_DIR": str(data_dir), "GAZELAB_SERVER_PORT": str(port),
-                "GAZELAB_SERVER_BROKER_URL": "embedded", "GAZELAB_SERVER_SECRET_KEY": "bench",
+                "GAZELAB_SERVER_SESSIONS_PER_IP_PER_HOUR": "100000",
+                "GAZELAB_SERVER_BROKER_URL": "embedded", "GAZELAB_SERVER_SECRET_KEY": "bench-secret-" + uuid.uuid4().hex,
                 "GAZELAB_SERVER_DATABASE_URL": database_url or f"sqlite:///{data_dir}/bench.db"})
     if web_workers:
         env["GAZELAB_SERVER_WEB_WORKERS"] = str(web_workers)
@@ -137,26 +140,22 @@ def start_server(database_url: str | None, web_workers: int | None):
         except requests.RequestException:
             time.sleep(0.2)
 
-    def stop() -> None:
+    def stop(volunteer_ids: list[str]) -> None:
         broker.stop_process(web)
         broker.stop_process(redis_process)
         if database_url:
-            _delete_bench_volunteers(config.database_url)
+            _delete_bench_volunteers(config, volunteer_ids)
         shutil.rmtree(data_dir, ignore_errors=True)
     return base, stop, config.server.web_workers
 
 
-def _delete_bench_volunteers(database_url: str) -> None:
+def _delete_bench_volunteers(config, volunteer_ids: list[str]) -> None:
     """Leave an external database as it was: erase the volunteers this bench made."""
-    from sqlalchemy import select
-
+    from collection.erasure import delete_volunteer
     from gazelab.db import session_scope
-    from gazelab.schema import Volunteer
-    from collection.ingest import delete_volunteer
-    with session_scope(database_url) as db:
-        for volunteer_id in db.scalars(select(Volunteer.id).where(
-                Volunteer.consent_version == BENCH_CONSENT)).all():
-            delete_volunteer(db, volunteer_id)
+    with session_scope(config.database_url) as db:
+        for volunteer_id in volunteer_ids:
+            delete_volunteer(db, config, volunteer_id)
 
 
 def bench_ingest(volunteers: int, seconds: float, fps: float, url: str | None,
@@ -166,11 +165,12 @@ def bench_ingest(volunteers: int, seconds: float, fps: float, url: str | None,
     workers = None
     if url is None:
         url, stop, workers = start_server(database_url, web_workers)
+    stats = [VolunteerStats() for _ in range(volunteers)]
     try:
-        stats = [VolunteerStats() for _ in range(volunteers)]
         start_at = time.time() + 1.0
+        consent_version = load_config().server.consent_version
         threads = [threading.Thread(target=run_volunteer,
-                                    args=(url, frames[i], fps, seconds, start_at, stats[i]))
+                                    args=(url, consent_version, frames[i], fps, seconds, start_at, stats[i]))
                    for i in range(volunteers)]
         for thread in threads:
             thread.start()
@@ -179,7 +179,7 @@ def bench_ingest(volunteers: int, seconds: float, fps: float, url: str | None,
         wall = time.time() - start_at
     finally:
         if stop is not None:
-            stop()
+            stop([s.volunteer_id for s in stats if s.volunteer_id])
     latencies = np.array([v for s in stats for v in s.latencies_ms] or [np.nan])
     stored = sum(s.stored for s in stats)
     return {

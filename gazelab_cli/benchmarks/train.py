@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from gazelab import migrate
 from gazelab.config import Config, load_config
 from gazelab.db import session_scope
+from gazelab.files import SNAPSHOT_DIR, private_subdir
 from gazelab.schema import ModelArtifact, Sample
 from trainer.artifacts import weights_bytes
 from trainer.evaluate import evaluate
@@ -68,7 +69,7 @@ def run_bench(config: Config, volunteers: int, samples: int, epochs: int | None,
     data_config = bench_config(config, source, volunteers, samples, seed)
     data = prepare_data(data_config, source, volunteers, samples, seed)
     with session_scope(data_config.database_url) as db:
-        snapshot = load_snapshot(db, config.collection.image_size, data_config.data_dir / "snapshots")
+        snapshot = load_snapshot(db, config.collection.image_size, private_subdir(data_config, SNAPSHOT_DIR))
     data_s = time.perf_counter() - started
 
     results = {}

@@ -448,4 +448,6 @@ $("delete-now").addEventListener("click", async () => {
   }
 });
 
+$("start-again").addEventListener("click", () => location.reload());
+
 show("consent");

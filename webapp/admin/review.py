@@ -8,10 +8,11 @@ import math
 from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
 from sqlalchemy import Select, func, select
 
+from collection.erasure import delete_volunteer as delete_volunteer_everywhere
 from collection.review import Filters, set_session_status, set_status
 from gazelab.celery_app import FLAG_OUTLIERS_TASK
 from gazelab.schema import CROP_KINDS, SAMPLE_STATUSES, CollectionSession, ModelArtifact, Sample, SampleImages
-from webapp import get_db
+from webapp import get_config, get_db
 from webapp.admin import bp
 from webapp.errors import ApiError
 from webapp.validation import MAX_DATABASE_ID, parse_int
@@ -104,9 +105,7 @@ def review_outliers():
 
 @bp.post("/volunteers/<volunteer_id>/delete")
 def delete_volunteer(volunteer_id: str):
-    from collection.ingest import delete_volunteer as erase
-
-    removed = erase(get_db(), volunteer_id)
+    removed = delete_volunteer_everywhere(get_db(), get_config(), volunteer_id)
     if not removed.get("volunteers"):
         raise ApiError(404, "not_found", f"no volunteer {volunteer_id!r}")
     flash(f"Volunteer {volunteer_id[:8]} deleted: {removed['samples']} samples, {removed['sessions']} sessions.")
@@ -122,4 +121,4 @@ def sample_image(sample_id: int, kind: str):
         raise ApiError(404, "not_found", f"sample {sample_id} has no images")
     mimetype = "image/png" if images.format == "png" else "image/jpeg"
     return Response(getattr(images, kind), mimetype=mimetype,
-                    headers={"Cache-Control": "private, max-age=3600"})
+                    headers={"Cache-Control": "no-store"})  # faces: never kept in a cache

@@ -63,14 +63,26 @@ def consent_and_camera(page, url: str, shots: bool = False, card_steps: int = 0,
     if window_before_fullscreen:
         page.set_viewport_size(window_before_fullscreen)
     page.goto(url)
-    if shots:
-        screenshot(page, "collect-1-consent", full_page=True)
+    if shots:   # at 1280x720 the agree button is visible without scrolling
+        window = page.viewport_size
+        page.set_viewport_size(VIEWPORT)
+        box = page.locator("#consent-button").bounding_box()
+        assert box["y"] + box["height"] <= VIEWPORT["height"], "the consent button is below the fold"
+        screenshot(page, "collect-1-consent")
+        page.set_viewport_size(window)
     page.focus("#consent-box")
     page.keyboard.press("Space")
     page.keyboard.press("Tab")
     page.keyboard.press("Enter")
-    page.wait_for_function("document.body.dataset.step === 'camera'")
+    # the deletion code comes before any picture is taken
+    page.wait_for_function("document.body.dataset.step === 'code'")
     session_id = data(page, "sessionId")
+    assert page.inner_text("#early-code").startswith(page.evaluate("JSON.parse(sessionStorage.getItem("
+                                                                   "'gazelab.session')).created.volunteer_id"))
+    if shots:
+        screenshot(page, "collect-1b-code")
+    page.keyboard.press("Enter")   # "I have kept it" has the focus
+    page.wait_for_function("document.body.dataset.step === 'camera'")
     page.wait_for_function("document.querySelector('#camera-verdict').dataset.status === 'accepted'")
     assert page.inner_text("#camera-verdict") == "Face found"
     assert page.evaluate("document.activeElement.id") == "camera-continue"
@@ -236,6 +248,7 @@ def test_camera_denied_explains_and_retry_works(gz, web, webcam):
         page.goto(web.url + "/")
         page.check("#consent-box")
         page.click("#consent-button")
+        page.click("#code-continue")
         page.wait_for_function("document.body.dataset.step === 'camera-problem'")
         assert data(page, "cameraError") == "NotAllowedError"
         assert "did not allow" in page.inner_text("#camera-problem-text")
@@ -294,3 +307,44 @@ def test_delete_page_removes_the_volunteer(gz, web, page):
     with session_scope(gz.database_url) as db:
         assert db.get(Volunteer, created["volunteer_id"]) is None
         assert db.get(CollectionSession, created["session_id"]) is None
+
+
+def test_reload_mid_task_warns_then_resumes_the_same_session(gz, web, page):
+    """A reload asks first (pictures are queued / the task runs); after it the page offers to
+    carry on, and every picture lands in the one session, which then finishes."""
+    url = f"{web.url}/?calibration=0&dots=8&{FAST}"
+    session_id = consent_and_camera(page, url)
+    answer_letters(page, until=lambda: int(data(page, "done") or 0) >= 2)
+    dialogs = []
+
+    def leave(dialog) -> None:
+        dialogs.append(dialog.type)
+        dialog.accept()
+    page.on("dialog", leave)
+    page.reload()
+    page.wait_for_function("document.body.dataset.step === 'resume'")
+    assert dialogs == ["beforeunload"]
+    assert data(page, "sessionId") == session_id and data(page, "resumed") == "1"
+    screenshot(page, "collect-resume")
+    page.click("#resume-continue")
+    page.wait_for_function("document.querySelector('#camera-verdict').dataset.status === 'accepted'")
+    page.click("#camera-continue")
+    page.wait_for_function("document.body.dataset.step === 'intro'")   # no second set-up
+    page.click("#intro-start")
+    page.wait_for_function("document.body.dataset.step === 'task'")
+    answer_letters(page)
+    wait_finished(page)
+    with session_scope(gz.database_url) as db:
+        sessions = db.scalars(select(CollectionSession)).all()
+        assert [s.id for s in sessions] == [session_id] and sessions[0].status == "finished"
+        assert db.scalar(select(func.count()).select_from(Sample)) >= 8
+    assert page.evaluate("sessionStorage.getItem('gazelab.session')") is None
+
+
+def test_consent_page_states_duration_and_retention(gz, web, page):
+    page.goto(web.url + "/")
+    minutes = int(page.inner_text("#minutes"))
+    c = gz.config.collection
+    task_s = (9 + c.dots_per_session) * (c.fixation_delay_ms + c.capture_window_ms + c.attention_ms) / 1000
+    assert minutes == max(1, -(-(task_s + 90) // 60)) and minutes < 10
+    assert "as long as the project runs" in page.inner_text("#retention")

@@ -22,6 +22,7 @@ def test_pages_run_under_the_content_security_policy(gz, web, tmp_path_factory):
         expect(page.locator("body")).to_have_attribute("data-step", "consent")   # main.js ran
         page.check("#consent-box")
         page.click("#consent-button")
+        page.click("#code-continue")
         expect(page.locator("body")).to_have_attribute("data-step", "camera", timeout=15_000)
         expect(page.locator("#camera-verdict")).to_have_attribute("data-status", "accepted", timeout=30_000)
         page.goto(web.url + "/delete")

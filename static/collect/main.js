@@ -18,11 +18,14 @@ const CARD_HEIGHT_MM = 53.98;
 const CHECK_INTERVAL_MS = 500;
 const RESIZE_GRACE_MS = 800;
 const OFFLINE_NOTE_MS = 5000;
+// The session survives a reload or a closed tab (until its token expires on the server):
+// what is needed to carry on is kept in this tab's sessionStorage.
+const STORED_SESSION = "gazelab.session";
 
 const $ = (id) => document.getElementById(id);
 const body = document.body;
 const state = {
-  api: null, deletionCode: null, settings: null, stream: null, grabber: null, task: null,
+  api: null, created: null, resumed: false, deletionCode: null, settings: null, stream: null, grabber: null, task: null,
   wantFullscreen: false, ignoreResizeUntil: 0, captured: 0, accepted: 0, mmPerPx: null, screen: null,
 };
 const queue = new UploadQueue({
@@ -88,7 +91,81 @@ $("consent-form").addEventListener("submit", async (event) => {
     return;
   }
   if (!state.api && !(await createVolunteerSession())) return;
-  startCameraCheck();
+  showDeletionCode();
+});
+
+// ---- 1b. the deletion code, before any picture is taken ----------------------------------
+
+function showDeletionCode() {
+  $("early-code").textContent = state.deletionCode;
+  show("code");
+}
+
+$("code-copy").addEventListener("click", async () => {
+  try {
+    await navigator.clipboard.writeText(state.deletionCode);
+    $("code-note").textContent = "Copied.";
+  } catch {
+    $("code-note").textContent = "Copying is not allowed here: please select the code and copy it.";
+  }
+});
+
+$("code-download").addEventListener("click", () => {
+  const text = `GazeLab deletion code (keep it to have your data deleted at ${location.origin}/delete):\n${state.deletionCode}\n`;
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(new Blob([text], { type: "text/plain" }));
+  link.download = "gazelab-deletion-code.txt";
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+  $("code-note").textContent = "Saved as gazelab-deletion-code.txt.";
+});
+
+$("code-continue").addEventListener("click", startCameraCheck);
+
+// ---- resuming after a reload ----------------------------------------------------------------
+
+function remember() {
+  sessionStorage.setItem(STORED_SESSION, JSON.stringify({
+    created: state.created, screen: state.screen, mmPerPx: state.mmPerPx,
+  }));
+}
+
+function forget() {
+  sessionStorage.removeItem(STORED_SESSION);
+}
+
+/** A session this tab started and the server still takes data for: offer to carry on. */
+async function offerResume() {
+  let stored;
+  try { stored = JSON.parse(sessionStorage.getItem(STORED_SESSION) || "null"); } catch { stored = null; }
+  if (!stored || !stored.created) return false;
+  const api = new SessionApi(stored.created);
+  try {
+    const summary = await api.summary();
+    if (summary.status !== "active") { forget(); return false; }
+  } catch (error) {
+    if (error instanceof TypeError) return false;   // offline: start over is the safe default
+    forget();                                       // expired or deleted
+    return false;
+  }
+  adoptSession(stored.created, stored.screen);
+  state.mmPerPx = stored.mmPerPx ?? null;
+  state.resumed = true;
+  body.dataset.resumed = "1";
+  $("resume-code").textContent = state.deletionCode;
+  show("resume");
+  return true;
+}
+
+$("resume-continue").addEventListener("click", startCameraCheck);
+$("resume-new").addEventListener("click", () => { forget(); location.reload(); });
+
+// Leaving while the task runs or pictures wait to be sent: the browser asks first.
+window.addEventListener("beforeunload", (event) => {
+  if (body.dataset.step === "task" || queue.pending > 0) {
+    event.preventDefault();
+    event.returnValue = "";
+  }
 });
 
 async function createVolunteerSession() {
@@ -100,11 +177,8 @@ async function createVolunteerSession() {
       consent_version: body.dataset.consentVersion, ...screen,
       user_agent: navigator.userAgent.slice(0, 500),
     });
-    state.api = new SessionApi(created);
-    state.deletionCode = created.deletion_code;
-    state.settings = readOverrides(created.settings);
-    state.screen = { width: screen.screen_width, height: screen.screen_height };
-    body.dataset.sessionId = created.session_id;
+    adoptSession(created, { width: screen.screen_width, height: screen.screen_height });
+    remember();
     return true;
   } catch (error) {
     $("consent-error").textContent = `We could not start a session: ${error.message}. Please try again.`;
@@ -112,6 +186,15 @@ async function createVolunteerSession() {
   } finally {
     $("consent-button").disabled = false;
   }
+}
+
+function adoptSession(created, screen) {
+  state.created = created;
+  state.api = new SessionApi(created);
+  state.deletionCode = created.deletion_code;
+  state.settings = readOverrides(created.settings);
+  state.screen = screen;
+  body.dataset.sessionId = created.session_id;
 }
 
 // ---- 2. camera check -------------------------------------------------------------------
@@ -194,8 +277,9 @@ async function enterFullscreen() {
 
 // This click is the user gesture that a fullscreen request needs, so it is made right here.
 $("camera-continue").addEventListener("click", () => {
-  show("setup");
   enterFullscreen();
+  if (state.resumed) { show("intro"); return; }   // the screen was set up before the reload
+  show("setup");
   setCardWidth(cardWidth);
 });
 
@@ -249,6 +333,7 @@ async function saveScreen() {
   await state.api.updateScreen({ ...screen, mm_per_px: state.mmPerPx });
   state.screen = { width: screen.screen_width, height: screen.screen_height };
   body.dataset.screen = `${screen.screen_width}x${screen.screen_height}`;
+  remember();
 }
 
 
@@ -274,7 +359,10 @@ async function runTask() {
   if (state.wantFullscreen && !document.fullscreenElement) await enterFullscreen();
   let calibration, dots, glidePoints;
   try {
-    if (window.innerWidth !== state.screen.width || window.innerHeight !== state.screen.height) await saveScreen();
+    if (window.innerWidth !== state.screen.width || window.innerHeight !== state.screen.height) {
+      // after a resume with pictures stored, the session keeps its screen (the server says 409)
+      await saveScreen().catch((error) => { if (!(state.resumed && error.status === 409)) throw error; });
+    }
     calibration = (await fetchTargets("calibration", 9)).slice(0, s.calibration_points);
     dots = await fetchTargets("collection", s.dots_per_session);
     glidePoints = s.pursuit ? await fetchTargets("collection", Math.ceil(s.pursuit_seconds * 2) + 2) : [];
@@ -403,6 +491,7 @@ async function finish() {
   clearInterval(tick);
   sending.textContent = "";
   const summary = await retry(() => state.api.finish());
+  forget();
   body.dataset.finished = "1";
   const { accepted = 0, rejected = 0, flagged = 0 } = summary.counts || {};
   $("finish-summary").textContent =
@@ -439,6 +528,7 @@ $("delete-now").addEventListener("click", async () => {
     $("delete-result").textContent =
       `Done. We deleted ${deleted.sessions} session(s), ${deleted.samples} sample(s) and every picture of you.`;
     body.dataset.deleted = "1";
+    forget();
     $("finish-summary").textContent = "Your data is gone from our server. Thank you for taking part.";
     $("coverage-figure").hidden = true;
     $("keep-code").hidden = true;
@@ -450,4 +540,4 @@ $("delete-now").addEventListener("click", async () => {
 
 $("start-again").addEventListener("click", () => location.reload());
 
-show("consent");
+offerResume().then((resuming) => { if (!resuming) show("consent"); });

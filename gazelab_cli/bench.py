@@ -51,3 +51,13 @@ def bench_train(volunteers: int, samples: int, epochs: int | None, seed: int, so
     """Train the default model and the reference on virtual-volunteer data; print one JSON object."""
     from gazelab_cli.benchmarks.train import run_bench
     click.echo(json.dumps(run_bench(load_config(), volunteers, samples, epochs, seed, source, device)))
+
+
+@bench.command("faults")
+@click.option("--database-url", default=None, help="Run against this database (default: a fresh SQLite).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (the default output).")
+def bench_faults(database_url: str | None, as_json: bool) -> None:
+    """Crash and abuse scenarios against a started product: frames lost, duplicates, stuck runs,
+    deleted bytes found (each should be 0)."""
+    from gazelab_cli.benchmarks.faults import run
+    click.echo(json.dumps(run(database_url)))

@@ -323,3 +323,16 @@ def test_healthz_answers_in_a_few_ms(client):
     for _ in range(10):
         client.get("/healthz")
     assert (time.perf_counter() - started) / 10 < 0.05
+
+
+def test_whole_session_form_acts_on_the_filtered_session_even_an_old_one(gz, admin_client):  # noqa: F811
+    from tests.test_admin import seed
+    session_ids = seed(gz.database_url, volunteers=2, samples_each=2)
+    with session_scope(gz.database_url) as db:   # the filtered session is older than 200 others
+        volunteer = db.scalars(select(Volunteer)).first()
+        for i in range(201):
+            db.add(CollectionSession(volunteer_id=volunteer.id, token_hash="x" * 64, screen_width=800,
+                                     screen_height=600, started_at=utcnow() + dt.timedelta(seconds=i)))
+    html = admin_client.get(f"/admin/review?session={session_ids[0]}").get_data(as_text=True)
+    selected = re.search(r'<option value="([0-9a-f]+)" selected', html)
+    assert selected and selected.group(1) == session_ids[0]

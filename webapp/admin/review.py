@@ -50,6 +50,10 @@ def review():
                       .limit(PER_PAGE).offset((page - 1) * PER_PAGE)).all()
     sessions = db.execute(select(CollectionSession.id, CollectionSession.volunteer_id)
                           .order_by(CollectionSession.started_at.desc()).limit(200)).all()
+    if filters.session and filters.session not in {sid for sid, _ in sessions}:
+        # an older session being filtered must be the one "whole session" acts on
+        sessions = db.execute(select(CollectionSession.id, CollectionSession.volunteer_id).where(
+            CollectionSession.id == filters.session)).all() + list(sessions)
     return render_template("admin/review.html", rows=rows, filters=filters, page=page, pages=pages,
                            total=total, statuses=SAMPLE_STATUSES, sessions=sessions,
                            has_model=ModelArtifact.active_id(db) is not None)

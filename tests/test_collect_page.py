@@ -348,3 +348,24 @@ def test_consent_page_states_duration_and_retention(gz, web, page):
     task_s = (9 + c.dots_per_session) * (c.fixation_delay_ms + c.capture_window_ms + c.attention_ms) / 1000
     assert minutes == max(1, -(-(task_s + 90) // 60)) and minutes < 10
     assert "as long as the project runs" in page.inner_text("#retention")
+
+
+def test_web_worker_killed_and_redis_restarted_mid_task_lose_no_frame(gz, web, page, embedded_redis):
+    """During the dot task one gunicorn worker is killed (its master starts another) and the
+    embedded Redis restarts: the page's retries store every captured frame exactly once."""
+    import os
+    import signal
+
+    from gazelab_cli.benchmarks.faults import _children
+    session_id = consent_and_camera(page, f"{web.url}/?calibration=0&dots=14&{FAST}")
+    answer_letters(page, until=lambda: int(data(page, "done") or 0) >= 3)
+    os.kill(_children(web.process.pid)[0], signal.SIGKILL)
+    answer_letters(page, until=lambda: int(data(page, "done") or 0) >= 6)
+    embedded_redis.restart(down_s=1.0)
+    answer_letters(page)
+    wait_finished(page)
+    captured = int(data(page, "captured"))
+    with session_scope(gz.database_url) as db:
+        frame_ids = db.scalars(select(Sample.client_frame_id).where(Sample.session_id == session_id)).all()
+    assert captured >= 14 and len(frame_ids) == captured == len(set(frame_ids))
+    assert data(page, "failed") == "0"

@@ -29,7 +29,7 @@ TASK_ROUTES = {RETRAIN_TASK: {"queue": "training"}}   # everything else: queue d
 LONG_JOB_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True}
 
 BEAT_SCHEDULE = {
-    "fail-stale-runs": {"task": FAIL_STALE_RUNS_TASK, "schedule": 15.0},
+    "fail-stale-runs": {"task": FAIL_STALE_RUNS_TASK, "schedule": 10.0},
     "abandon-idle-sessions": {"task": ABANDON_SESSIONS_TASK, "schedule": 60.0},
     "purge-expired-volunteers": {"task": RETENTION_TASK, "schedule": 3600.0},
     "remove-old-exports": {"task": REMOVE_OLD_EXPORTS_TASK, "schedule": 3600.0},

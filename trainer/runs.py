@@ -5,7 +5,7 @@ One training at a time: a Redis key (value = run id, expiring after
 [training] stale_after_seconds) plus a database check for a "running" run with a fresh
 heartbeat (which also covers a foreground run without Redis). While a run executes, a
 thread refreshes both its heartbeat and the key every HEARTBEAT_S seconds, so a run whose
-process died is found by the age of its heartbeat alone (fail_stale_runs, every 15 s on
+process died is found by the age of its heartbeat alone (fail_stale_runs, every 10 s on
 the beat schedule), whatever its worker was called. Claiming a queued run is one
 conditional UPDATE, so a task delivered twice trains once.
 """

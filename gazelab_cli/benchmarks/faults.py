@@ -59,7 +59,7 @@ class Stack:
                     "GAZELAB_SERVER_BROKER_URL": "embedded",
                     "GAZELAB_SERVER_DATABASE_URL": database_url or f"sqlite:///{data_dir}/gazelab.db",
                     "GAZELAB_SERVER_SESSIONS_PER_IP_PER_HOUR": "100000",
-                    "GAZELAB_TRAINING_STALE_AFTER_SECONDS": "20", **(overrides or {})})
+                    **(overrides or {})})
         config = load_config(environ=env)
         env["GAZELAB_CONFIG"] = str(config.path)
         migrate.upgrade(config.database_url)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from gazelab.config import Config
 from gazelab.schema import (CollectionSession, RawFrame, Sample, SampleImages, Trial,
-                            Volunteer, utcnow)
+                            Volunteer, new_id, utcnow)
 from collection import reasons as reason_codes
 from collection.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized, Unsupported
 from collection.reasons import ATTENTION_FAILED
@@ -31,10 +31,12 @@ def hash_token(token: str) -> str:
 def create_session(db: Session, config: Config, *, consent_version: str, screen_width: int,
                    screen_height: int, device_pixel_ratio: float = 1.0,
                    mm_per_px: float | None = None, user_agent: str = "",
-                   source: str = "browser") -> tuple[CollectionSession, str]:
-    """A new anonymous volunteer with one collection session; returns it and its upload token."""
+                   source: str = "browser", volunteer_id: str | None = None) -> tuple[CollectionSession, str]:
+    """A new anonymous volunteer with one collection session; returns it and its upload token.
+    `volunteer_id` (virtual volunteers only) replaces the random id."""
     token = secrets.token_urlsafe(24)
-    volunteer = Volunteer(consent_version=consent_version, consented_at=utcnow(), source=source)
+    volunteer = Volunteer(id=volunteer_id or new_id(), consent_version=consent_version,
+                          consented_at=utcnow(), source=source)
     session = CollectionSession(volunteer=volunteer, token_hash=hash_token(token),
                                 screen_width=screen_width, screen_height=screen_height,
                                 device_pixel_ratio=device_pixel_ratio, mm_per_px=mm_per_px,

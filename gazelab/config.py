@@ -139,6 +139,7 @@ SPEC: dict[str, dict[str, Key]] = {
         "seed": _int(0, 2**31 - 1),
         "validation_fraction": _float(0, 0.9),
         "test_fraction": _float(0.01, 0.9),
+        "folds": _int(1, 100),
         "error_grid": _grid(),
         "device": _choice("auto", "cpu", "cuda"),
         "mirror_augment": _bool(),

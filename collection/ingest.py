@@ -99,6 +99,16 @@ def add_trial(db: Session, session: CollectionSession, *, kind: str, target_x: f
     return trial, False
 
 
+def ends_calibration(db: Session, trial: Trial) -> bool:
+    """True when `trial` is the session's first trial after its calibration dots: the
+    moment its personal calibration can be fitted."""
+    if trial.kind == "calibration":
+        return False
+    kinds = db.scalars(select(Trial.kind).where(Trial.session_id == trial.session_id,
+                                                Trial.id <= trial.id)).all()
+    return "calibration" in kinds and sum(kind != "calibration" for kind in kinds) == 1
+
+
 def _existing_trial(db: Session, session: CollectionSession, client_trial_id: str | None) -> Trial | None:
     if client_trial_id is None:
         return None

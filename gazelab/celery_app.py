@@ -10,7 +10,9 @@ from gazelab.config import Config
 # Task names: how the web app and the CLI reach the trainer's tasks without importing them.
 RETRAIN_TASK = "trainer.tasks.retrain"
 FLAG_OUTLIERS_TASK = "trainer.tasks.flag_model_outliers"
-TASK_ROUTES = {RETRAIN_TASK: {"queue": "training"}, FLAG_OUTLIERS_TASK: {"queue": "default"}}
+FIT_CALIBRATIONS_TASK = "trainer.tasks.fit_calibrations"
+TASK_ROUTES = {RETRAIN_TASK: {"queue": "training"}, FLAG_OUTLIERS_TASK: {"queue": "default"},
+               FIT_CALIBRATIONS_TASK: {"queue": "default"}}
 
 
 def make_celery(config: Config, name: str = "gazelab") -> Celery:

@@ -51,3 +51,20 @@ def bench_train(volunteers: int, samples: int, epochs: int | None, seed: int, so
     """Train the default model and the reference on virtual-volunteer data; print one JSON object."""
     from gazelab_cli.benchmarks.train import run_bench
     click.echo(json.dumps(run_bench(load_config(), volunteers, samples, epochs, seed, source, device)))
+
+
+@bench.command("accuracy")
+@click.option("--volunteers", default=30, show_default=True, type=click.IntRange(3, 10_000))
+@click.option("--samples", default=300, show_default=True, type=click.IntRange(40, 100_000),
+              help="Frames per volunteer (the first 36 or so are the 9-dot calibration).")
+@click.option("--folds", default=5, show_default=True, type=click.IntRange(2, 100))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--epochs", type=click.IntRange(1, 10_000), help="Default: [training] epochs.")
+@click.option("--source", type=click.Choice(["simulator", "synthetic"]), default="simulator", show_default=True)
+@click.option("--device", type=click.Choice(SPEC["training"]["device"].choices), default="cpu", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object (the default output anyway).")
+def bench_accuracy(volunteers: int, samples: int, folds: int, seed: int, epochs: int | None, source: str,
+                   device: str, as_json: bool) -> None:
+    """Cross-validated accuracy by volunteer, zero-shot and calibrated, beside the peers; one JSON object."""
+    from gazelab_cli.benchmarks.accuracy import run
+    click.echo(json.dumps(run(load_config(), volunteers, samples, folds, seed, epochs, source, device)))

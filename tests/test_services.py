@@ -33,10 +33,11 @@ def test_healthz_without_worker_is_degraded(client):
 
 
 def test_celery_routes_training_to_its_queue_and_scoring_to_default(gz):
-    from gazelab.celery_app import FLAG_OUTLIERS_TASK, RETRAIN_TASK
+    from gazelab.celery_app import FIT_CALIBRATIONS_TASK, FLAG_OUTLIERS_TASK, RETRAIN_TASK
     celery = make_celery(gz.config)
     assert celery.conf.task_routes[RETRAIN_TASK]["queue"] == "training"
     assert celery.conf.task_routes[FLAG_OUTLIERS_TASK]["queue"] == "default"
+    assert celery.conf.task_routes[FIT_CALIBRATIONS_TASK]["queue"] == "default"
     assert {q.name for q in celery.conf.task_queues} == {"default", "training"}
 
 

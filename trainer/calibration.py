@@ -9,6 +9,14 @@ the mapping toward the identity; its penalty is picked by leave-one-trial-out on
 calibration trials, and when no penalty beats the uncorrected model on held-out trials
 the identity is kept. A personal offset (kappa angle, a habit of looking a bit off the
 dot) is what it removes first: the intercept is never shrunk.
+
+Two guards against what 9 dots cannot tell: the penultimate features are shrunk
+FEATURE_PENALTY times harder than the output (an affine correction of the output is the
+safe part), and they are clipped to ±FEATURE_CLIP standard deviations of the calibration
+frames — a linear map fitted on 9 dots must not extrapolate along a feature that barely
+varied during calibration. Measured on virtual volunteers (6 epochs, 2 folds, 12 people):
+zero-shot 335 px, offset only 260 px, affine on the output 179 px, this 167 px; without
+the clip a few people reached thousands of px.
 """
 from __future__ import annotations
 
@@ -19,6 +27,8 @@ import numpy as np
 from trainer import ridge
 
 MIN_TRIALS = 3
+FEATURE_PENALTY = 10.0
+FEATURE_CLIP = 2.5
 
 
 @dataclass
@@ -29,8 +39,7 @@ class Calibration:
 
     def apply(self, outputs: np.ndarray, features: np.ndarray) -> np.ndarray:
         """Calibrated predictions (screen fractions) from the model's outputs and features."""
-        z = (_design(outputs, features) - self.mean) / self.scale
-        return outputs + ridge.predict(z, self.weights)
+        return outputs + ridge.predict(_standardised(outputs, features, self.mean, self.scale), self.weights)
 
     def as_dict(self) -> dict:
         return {"mean": self.mean.tolist(), "scale": self.scale.tolist(), "weights": self.weights.tolist()}
@@ -42,6 +51,13 @@ class Calibration:
 
 def _design(outputs: np.ndarray, features: np.ndarray) -> np.ndarray:
     return np.hstack([np.asarray(outputs, np.float64), np.asarray(features, np.float64)])
+
+
+def _standardised(outputs: np.ndarray, features: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Output columns standardised; feature columns standardised and clipped (see above)."""
+    z = (_design(outputs, features) - mean) / scale
+    z[:, 2:] = np.clip(z[:, 2:], -FEATURE_CLIP, FEATURE_CLIP)
+    return z
 
 
 def fit(outputs: np.ndarray, features: np.ndarray, targets: np.ndarray, trials: np.ndarray,
@@ -56,11 +72,12 @@ def fit(outputs: np.ndarray, features: np.ndarray, targets: np.ndarray, trials: 
               "loto_px": None, "uncorrected_px": uncorrected, "kept": "identity"}
     if report["trials"] < MIN_TRIALS:
         return identity, report
-    z = (x - mean) / scale
+    z = _standardised(outputs, features, mean, scale)
+    penalty = np.r_[np.ones(2), np.full(x.shape[1] - 2, FEATURE_PENALTY)]
     residual = targets - outputs
-    alpha, loto = ridge.loto_alpha(z, residual, trials, screens)  # error of r̂ - r = calibrated error
+    alpha, loto = ridge.loto_alpha(z, residual, trials, screens, penalty=penalty)  # error of r̂ - r = calibrated error
     report.update(alpha=alpha, loto_px=loto)
     if not loto < uncorrected:
         return identity, report
     report["kept"] = "ridge"
-    return Calibration(mean, scale, ridge.fit(z, residual, alpha)), report
+    return Calibration(mean, scale, ridge.fit(z, residual, alpha, penalty)), report

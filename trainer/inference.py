@@ -8,12 +8,14 @@ import math
 
 import numpy as np
 import torch
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from collection.codec import decode_crop
-from gazelab.schema import CROP_KINDS, ModelArtifact, Sample, SampleImages
+from gazelab.schema import CROP_KINDS, ModelArtifact, Sample, SampleImages, SessionCalibration
 from trainer.artifacts import load_model
-from trainer.models import tensors_needed
+from trainer.calibration import Calibration
+from trainer.models import outputs_and_features, tensors_needed
 from trainer.transforms import make_batch, to_tensor
 
 
@@ -40,12 +42,26 @@ class Predictor:
         self.kinds = tensors_needed(self.spec["inputs"])
         self.model = load_model(artifact)
 
-    @torch.no_grad()
-    def predict(self, samples: list[dict]) -> np.ndarray:
+    def predict(self, samples: list[dict], calibration: Calibration | None = None) -> np.ndarray:
         """samples: dicts with face, face_aligned, l_eye, r_eye (S,S,3) uint8, head_pos (S,S)
-        uint8, yaw, pitch, roll (degrees). Returns (n, 2) screen fractions (x, y)."""
+        uint8, yaw, pitch, roll (degrees). Returns (n, 2) screen fractions (x, y), through
+        the session's personal `calibration` when given (Predictor.calibration)."""
+        outputs, features = self.outputs_and_features(samples)
+        if calibration is None or not len(outputs):
+            return outputs
+        return calibration.apply(outputs, features).astype(np.float32)
+
+    def calibration(self, db: Session, session_id: str) -> Calibration | None:
+        """The session's personal calibration for this model, None when not fitted."""
+        mapping = db.scalar(select(SessionCalibration.mapping).where(
+            SessionCalibration.session_id == session_id, SessionCalibration.artifact_id == self.artifact_id))
+        return Calibration.from_dict(mapping) if mapping else None
+
+    @torch.no_grad()
+    def outputs_and_features(self, samples: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+        """(n, 2) outputs and (n, F) penultimate features (what a calibration maps)."""
         if not samples:
-            return np.zeros((0, 2), np.float32)
+            return np.zeros((0, 2), np.float32), np.zeros((0, 0), np.float32)
         tensors = {}
         for kind in self.kinds:
             if kind == "angles":
@@ -54,7 +70,8 @@ class Predictor:
             else:
                 tensors[kind] = to_tensor(np.stack([np.asarray(s[kind], np.uint8) for s in samples]))
         batch = make_batch(tensors, torch.arange(len(samples)), self.stats)
-        return self.model(batch).numpy().astype(np.float32)
+        outputs, features = outputs_and_features(self.model, batch)
+        return outputs.numpy().astype(np.float32), features.numpy().astype(np.float32)
 
     def expected_error_px(self, x_norm: float, y_norm: float, screen: tuple[int, int]) -> float:
         """The test error of the screen region around (x, y), scaled to this screen's size

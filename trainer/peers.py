@@ -68,7 +68,7 @@ def landmark_features(snapshot: Snapshot, indices: np.ndarray) -> np.ndarray:
     middle = corners.mean(axis=1, keepdims=True)
     ocular = np.linalg.norm(points[:, LEFT_EYE_CORNERS[0]] - points[:, RIGHT_EYE_CORNERS[0]], axis=1) + 1e-6
     shape = ((corners - middle) / ocular[:, None, None]).reshape(len(indices), -1)
-    low, high = np.nanmin(points, axis=1), np.nanmax(points, axis=1)
+    low, high = points.min(axis=1), points.max(axis=1)
     box = np.hstack([(low + high) / 2 / frames, (high - low) / frames])
     angles = snapshot.angles[indices].astype(np.float64) / 20.0
     return np.hstack([*iris, shape, angles, box])

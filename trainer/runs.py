@@ -151,8 +151,16 @@ def execute_run(config: Config, run_id: int, worker_name: str = "", progress: bo
     return status
 
 
+def _cancelled(url: str, run_id: int, split_record: dict) -> str:
+    with session_scope(url) as db:
+        run = db.get(TrainingRun, run_id)
+        run.status, run.finished_at, run.split = "cancelled", utcnow(), split_record
+    return "cancelled"
+
+
 def _train_and_store(config: Config, run_id: int, client, progress: bool) -> str:
     from trainer.artifacts import save_artifact, save_figures
+    from trainer.crossval import cross_validate
     from trainer.evaluate import evaluate
     from trainer.plots import run_figures
     from trainer.snapshot import load_snapshot
@@ -163,14 +171,21 @@ def _train_and_store(config: Config, run_id: int, client, progress: bool) -> str
         params = TrainParams.from_config(config, **db.get(TrainingRun, run_id).params)
         snapshot = load_snapshot(db, params.image_size, config.data_dir / "snapshots")
     started, history, cancel = time.monotonic(), [], {"requested": False}
+    # Cross-validation trains one model per fold before the final one: the progress says which.
+    phase = {"name": "final model", "started": started}
+
+    def on_fold(number: int, folds: int) -> None:
+        history.clear()
+        phase.update(name=f"fold {number + 1}/{folds}", started=time.monotonic())
 
     def on_epoch(entry: dict) -> None:
         history.append({k: entry[k] for k in ("epoch", "train_loss", "val_loss", "val_error_px")})
-        eta = (time.monotonic() - started) / entry["epoch"] * (params.epochs - entry["epoch"])
+        eta = (time.monotonic() - phase["started"]) / entry["epoch"] * (params.epochs - entry["epoch"])
         with session_scope(url) as db:
             run = db.get(TrainingRun, run_id)
             run.progress = {"epoch": entry["epoch"], "epochs": params.epochs, "train_loss": entry["train_loss"],
-                            "val_error_px": entry["val_error_px"], "eta_s": round(eta, 1), "history": list(history)}
+                            "val_error_px": entry["val_error_px"], "eta_s": round(eta, 1), "history": list(history),
+                            "phase": phase["name"]}
             run.heartbeat_at = utcnow()
             cancel["requested"] = run.cancel_requested
         if client is not None and client.get(LOCK_KEY) == str(run_id).encode():
@@ -181,15 +196,23 @@ def _train_and_store(config: Config, run_id: int, client, progress: bool) -> str
         run.dataset_version, run.heartbeat_at = snapshot.version, utcnow()
         run.progress = {"epoch": 0, "epochs": params.epochs, "train_loss": None, "val_error_px": None,
                         "eta_s": None, "history": []}
+    crossval = None
+    if params.folds > 1:
+        crossval = cross_validate(snapshot, params, on_fold=on_fold, on_epoch=on_epoch,
+                                  should_stop=lambda: cancel["requested"], progress=progress)
+        if crossval is None:
+            return _cancelled(url, run_id, {})
+        history.clear()
+        phase.update(name="final model", started=time.monotonic())
     result = train(snapshot, params, on_epoch=on_epoch, should_stop=lambda: cancel["requested"], progress=progress)
     split_record = {"by": result.split["by"], "sizes": result.split["sizes"], "groups": result.split["groups"]}
     if result.stopped == "cancelled":
-        with session_scope(url) as db:
-            run = db.get(TrainingRun, run_id)
-            run.status, run.finished_at, run.split = "cancelled", utcnow(), split_record
-        return "cancelled"
+        return _cancelled(url, run_id, split_record)
 
     metrics, test_errors = evaluate(snapshot, result.split, result.test_pred, params.error_grid)
+    if crossval is not None:
+        metrics.update(crossval=crossval["crossval"], per_volunteer=crossval["per_volunteer"])
+        split_record["folds"] = crossval["folds"]
     metrics["params"] = result.spec["parameters"]
     metrics["training"] = {"samples_per_s": result.samples_per_s, "best_epoch": result.best_epoch,
                            "stopped": result.stopped, "device": result.device,

@@ -143,15 +143,17 @@ def split(snapshot: Snapshot, validation_fraction: float, test_fraction: float, 
 
 
 def kfold(snapshot: Snapshot, folds: int, validation_fraction: float, seed: int) -> list[dict]:
-    """Grouped k-fold cross-validation: `folds` splits in split()'s layout whose test parts
-    hold each volunteer (session when < 3 volunteers) exactly once; each fold's validation
-    part (early stopping) comes from its own training groups. Same seed, same folds."""
+    """Grouped k-fold cross-validation: `folds` splits (at most one per group) in split()'s
+    layout whose test parts hold each volunteer (session when < 3 volunteers) exactly once;
+    each fold's validation part (early stopping) comes from its own training groups.
+    Same seed, same folds."""
     by, keys = grouping(snapshot)
     groups = np.array(sorted(set(keys)))
     n_val_wanted = 1 if validation_fraction > 0 else 0
-    if folds < 2 or len(groups) < max(folds, 2 + n_val_wanted):
-        raise ValueError(f"{folds}-fold cross-validation needs at least {max(folds, 2 + n_val_wanted)} "
-                         f"{by}s with accepted samples; have {len(groups)}")
+    folds = min(folds, len(groups))
+    if folds < 2 or len(groups) < 2 + n_val_wanted:
+        raise ValueError(f"cross-validation needs at least {2 + n_val_wanted} {by}s with accepted "
+                         f"samples; have {len(groups)}")
     np.random.default_rng(seed).shuffle(groups)
     layouts = []
     for fold, test in enumerate(np.array_split(groups, folds)):

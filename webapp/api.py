@@ -5,10 +5,13 @@ The contract is the OpenAPI document in webapp/openapi.py (served at /api/v1/ope
 """
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request, session as cookie_session
+import logging
+
+from flask import Blueprint, current_app, jsonify, request, session as cookie_session
 
 from collection import ingest, targets
-from gazelab.schema import TRIAL_KINDS, Volunteer
+from gazelab.celery_app import FIT_CALIBRATIONS_TASK
+from gazelab.schema import TRIAL_KINDS, ModelArtifact, Volunteer
 from webapp import get_config, get_db, ratelimit
 from webapp.csrf import csrf_valid
 from webapp.errors import ApiError
@@ -17,6 +20,7 @@ from webapp.validation import (Field, bearer_token, json_body, parse_fields, par
                                parse_json_text)
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+log = logging.getLogger(__name__)
 
 MAX_SCREEN = 20_000
 SESSION_FIELDS = {
@@ -137,7 +141,20 @@ def create_trial(session_id: str):
     session = _session(session_id)
     fields = parse_fields(json_body(request), TRIAL_FIELDS)
     trial, duplicate = ingest.add_trial(get_db(), session, **fields)
+    if not duplicate and ingest.ends_calibration(get_db(), trial):
+        _queue_calibration_fit(session.id)
     return jsonify(trial_id=trial.id, duplicate=duplicate), 200 if duplicate else 201
+
+
+def _queue_calibration_fit(session_id: str) -> None:
+    """Fit the session's personal calibration under the active model on a worker. A
+    broker outage must not fail the volunteer's request (promoting a model refits all)."""
+    if ModelArtifact.active_id(get_db()) is None:
+        return
+    try:
+        current_app.extensions["celery"].send_task(FIT_CALIBRATIONS_TASK, kwargs={"session_id": session_id})
+    except Exception:
+        log.warning("could not queue the calibration fit of session %s", session_id, exc_info=True)
 
 
 @bp.patch("/sessions/<session_id>/trials/<int:trial_id>")
@@ -189,7 +206,12 @@ def coverage():
 
 @bp.post("/sessions/<session_id>/finish")
 def finish(session_id: str):
-    return jsonify(ingest.finish_session(get_db(), _session(session_id)))
+    session = _session(session_id)
+    was_active = session.status == "active"
+    summary = ingest.finish_session(get_db(), session)
+    if was_active:  # refit with every calibration frame in (late uploads included)
+        _queue_calibration_fit(session.id)
+    return jsonify(summary)
 
 
 @bp.delete("/volunteers/<volunteer_id>")

@@ -113,6 +113,9 @@ SPEC: dict[str, dict[str, Key]] = {
         "attention_ms": _int(100, 20_000),
         "pursuit": _bool(),
         "pursuit_seconds": _int(1, 3600),
+        "validation_points": _int(0, 50),
+        "validation_pass_px": _float(1, 100_000),
+        "camera_hfov_deg": _float(10, 170),
     },
     "extraction": {
         "max_pixels": _int(10_000, 200_000_000),

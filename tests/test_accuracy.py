@@ -42,7 +42,7 @@ def test_folds_never_share_a_volunteer(gz, volunteers, sessions, folds):
     assert [a["groups"] for a in again] == [b["groups"] for b in layouts]
 
 
-def test_cross_validated_run_scores_no_calibration_frame(gz):
+def test_cross_validated_run_scores_no_calibration_frame(gz, client):
     add_samples(gz, volunteers=6, samples_per_volunteer=24, seed=0)
     with session_scope(gz.config.database_url) as db:
         from trainer.synthetic import insert_dataset
@@ -66,6 +66,16 @@ def test_cross_validated_run_scores_no_calibration_frame(gz):
     # the single-split test metrics skip calibration frames too
     test = np.isin(snapshot.volunteer_ids, split["groups"]["test"])
     assert metrics["test"]["model"]["n"] == (test & ~calibration).sum()
+
+    # the run page shows both regimes with the peers, the per-volunteer table and both heatmaps
+    from tests.test_admin import login, make_admin
+    make_admin(gz.database_url)
+    assert login(client).status_code == 302
+    html = client.get(f"/admin/runs/{run_id}").get_data(as_text=True)
+    assert 'id="crossval"' in html and "WebGazer-style" in html and "eyetrax-style" in html
+    assert html.count('data-regime="zero_shot"') == 4 and html.count('data-regime="calibrated_9"') == 3
+    assert 'id="per-volunteer"' in html and table[0]["volunteer_id"][:8] in html
+    assert 'id="fig-error_heatmap_zero_shot"' in html and 'id="fig-error_heatmap_calibrated_9"' in html
 
 
 def _offset_fold(gz, offset):
@@ -187,3 +197,32 @@ def test_worker_fits_session_calibrations_and_inference_uses_them(gz, worker):
     zero = np.linalg.norm(predictor.predict(inputs) * screen - targets, axis=1).mean()
     calibrated = np.linalg.norm(predictor.predict(inputs, mapping) * screen - targets, axis=1).mean()
     assert mapping is not None and calibrated < 0.8 * zero, (zero, calibrated)
+
+
+def test_admin_sessions_page_shows_validation_accuracy_and_filters_by_verdict(gz, client):
+    from gazelab.schema import CollectionSession, ModelArtifact, SessionCalibration, Volunteer
+    from tests.test_admin import login, make_admin
+    with session_scope(gz.database_url) as db:
+        artifact = ModelArtifact(weights=b"", architecture={}, is_active=True)
+        db.add(artifact)
+        for name, mean_px in (("good", 90.0), ("poor", 420.0), ("unmeasured", None)):
+            volunteer = Volunteer(id=name, consent_version="v")
+            session = CollectionSession(id=f"s-{name}", volunteer=volunteer, token_hash="h",
+                                        screen_width=1280, screen_height=720, mm_per_px=0.25)
+            db.add_all([volunteer, session])
+            db.flush()
+            if mean_px is not None:
+                validation = {"available": True, "dots": 5, "frames": 20, "mean_px": mean_px, "mean_cm": mean_px / 40,
+                              "mean_deg": 1.5, "precision_px": 12.0, "calibrated": True,
+                              "passed": mean_px <= gz.config.collection.validation_pass_px}
+                db.add(SessionCalibration(session_id=session.id, artifact_id=artifact.id, mapping={},
+                                          metrics={"kept": "ridge", "validation": validation}))
+        db.commit()
+    make_admin(gz.database_url)
+    assert login(client).status_code == 302
+    html = client.get("/admin/sessions").get_data(as_text=True)
+    assert 'data-verdict="passed"' in html and 'data-verdict="failed"' in html and 'data-verdict="none"' in html
+    assert "90 px · 2.2 cm · 1.5°" in html and "not measured" in html
+    failed = client.get("/admin/sessions?validation=failed").get_data(as_text=True)
+    assert 'data-session="s-poor"' in failed and 'data-session="s-good"' not in failed
+    assert client.get("/admin/sessions?validation=maybe").status_code == 400

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from collection.codec import decode_crop, decode_landmarks
@@ -44,8 +44,14 @@ class Snapshot:
         return len(self.sample_ids)
 
 
+def _training_frames(query):
+    """Accepted samples, without validation-dot frames (never used for training or calibration)."""
+    return (query.outerjoin(Trial, Trial.id == Sample.trial_id)
+            .where(Sample.status == "accepted", or_(Trial.kind.is_(None), Trial.kind != "validation")))
+
+
 def _accepted(db: Session):
-    return select(Sample.id).where(Sample.status == "accepted").order_by(Sample.id)
+    return _training_frames(select(Sample.id)).order_by(Sample.id)
 
 
 def dataset_version(db: Session, image_size: int) -> str:
@@ -55,11 +61,10 @@ def dataset_version(db: Session, image_size: int) -> str:
 
 
 def _read(db: Session, image_size: int, version: str) -> Snapshot:
-    query = (select(Sample, SampleImages, CollectionSession, Trial.kind)
-             .join(SampleImages, SampleImages.sample_id == Sample.id)
-             .join(CollectionSession, CollectionSession.id == Sample.session_id)
-             .outerjoin(Trial, Trial.id == Sample.trial_id)
-             .where(Sample.status == "accepted").order_by(Sample.id)
+    query = (_training_frames(select(Sample, SampleImages, CollectionSession, Trial.kind)
+                              .join(SampleImages, SampleImages.sample_id == Sample.id)
+                              .join(CollectionSession, CollectionSession.id == Sample.session_id))
+             .order_by(Sample.id)
              .execution_options(yield_per=500))
     images: dict[str, list[np.ndarray]] = {k: [] for k in CROP_KINDS}
     angles, targets, screens, mm, ids, sessions, volunteers = [], [], [], [], [], [], []

@@ -44,11 +44,12 @@ def fit_calibrations(self, session_id: str | None = None, artifact_id: int | Non
     from trainer.inference import load_predictor
     from trainer.personal import fit_sessions
 
-    with session_scope(self.app.gazelab_config.database_url) as db:
+    config = self.app.gazelab_config
+    with session_scope(config.database_url) as db:
         predictor = load_predictor(db, artifact_id)
         if predictor is None:
             return {"sessions": 0, "kept": {}, "artifact_id": None}
-        return fit_sessions(db, predictor, session_id)
+        return fit_sessions(db, predictor, config, session_id)
 
 
 @worker_ready.connect

@@ -51,7 +51,7 @@ FRAME_META_FIELDS = {
     "captured_at": Field("datetime"),
 }
 SETTINGS_KEYS = ("target_radius", "fixation_delay_ms", "capture_window_ms", "capture_fps",
-                 "attention_ms", "dots_per_session", "pursuit", "pursuit_seconds",
+                 "attention_ms", "dots_per_session", "pursuit", "pursuit_seconds", "validation_points",
                  "target_speed", "skip_frames", "record_frame_rate", "avg_window_length")
 
 
@@ -183,7 +183,7 @@ def next_targets(session_id: str):
     session = _session(session_id)
     args = parse_fields(request.args.to_dict(), {
         "n": Field("str", required=False, max_len=4),
-        "kind": Field("enum", required=False, choices=("collection", "calibration")),
+        "kind": Field("enum", required=False, choices=("collection", "calibration", "validation")),
     }, "query")
     n = parse_int("n", args["n"], 1, 200, default=10)
     points, sampler = targets.next_targets(get_db(), get_config(), session, n,
@@ -212,6 +212,15 @@ def finish(session_id: str):
     if was_active:  # refit with every calibration frame in (late uploads included)
         _queue_calibration_fit(session.id)
     return jsonify(summary)
+
+
+@bp.get("/sessions/<session_id>/accuracy")
+def accuracy(session_id: str):
+    """How well the tracker followed this volunteer on their validation dots (finish page)."""
+    from trainer.inference import load_predictor, session_accuracy
+    session = _session(session_id)
+    db = get_db()
+    return jsonify(session_accuracy(db, load_predictor(db), session, get_config()))
 
 
 @bp.delete("/volunteers/<volunteer_id>")

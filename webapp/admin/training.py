@@ -16,9 +16,10 @@ from webapp.admin import bp
 from webapp.errors import ApiError
 from webapp.validation import MAX_DATABASE_ID, parse_int
 
-FIGURES = ("error_heatmap", "coverage_heatmap", "error_histogram", "loss_curves")
+FIGURES = ("error_heatmap", "coverage_heatmap", "error_histogram", "loss_curves",
+           "error_heatmap_zero_shot", "error_heatmap_calibrated_9")
 # The form's fields; values are checked (and defaulted) by trainer.params from the config spec.
-FORM_FIELDS = ("epochs", "batch_size", "learning_rate", "architecture", "inputs")
+FORM_FIELDS = ("epochs", "batch_size", "learning_rate", "architecture", "inputs", "folds")
 
 
 def form_params(form) -> dict[str, Any]:

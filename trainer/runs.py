@@ -221,7 +221,9 @@ def _train_and_store(config: Config, run_id: int, client, progress: bool) -> str
     with session_scope(url) as db:
         run = db.get(TrainingRun, run_id)
         save_figures(db, run, figures)
-        save_artifact(db, run, result.model, result.spec, result.normalisation, metrics)
+        # the per-volunteer table stays with the run only (one place to scrub on erasure)
+        save_artifact(db, run, result.model, result.spec, result.normalisation,
+                      {k: v for k, v in metrics.items() if k != "per_volunteer"})
         run.metrics, run.split = metrics, split_record
         run.progress = {**run.progress, "eta_s": 0}
         run.status, run.finished_at, run.heartbeat_at = "done", utcnow(), utcnow()

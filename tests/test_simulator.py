@@ -169,7 +169,7 @@ def test_demo_data_goes_through_ingest_and_is_idempotent(gz):
         sources = sorted(db.scalars(select(Volunteer.source)))
         assert sources == ["demo:5:0", "demo:5:1"]
         # ids derive from seed and index: the same command gives the same train/test split
-        ids = dict(db.execute(select(Volunteer.source, Volunteer.id)).tuples().all())
+        ids = dict(db.execute(select(Volunteer.source, Volunteer.id)).all())
         assert ids == {tag: stable_id(tag) for tag in sources}
         landmarks = db.scalars(select(SampleImages.landmarks)).all()
         assert landmarks and all(len(data) == 478 * 2 * 2 for data in landmarks)

@@ -117,7 +117,7 @@ def _validation_frames(db: Session, session_id: str) -> list[tuple[Sample, Sampl
              .join(Trial, Trial.id == Sample.trial_id)
              .where(Sample.session_id == session_id, Sample.status == "accepted", Trial.kind == "validation")
              .order_by(Sample.trial_id, Sample.captured_at))
-    return list(db.execute(query).tuples())
+    return [tuple(row) for row in db.execute(query)]
 
 
 def session_accuracy(db: Session, predictor: Predictor | None, session: CollectionSession,
@@ -126,9 +126,11 @@ def session_accuracy(db: Session, predictor: Predictor | None, session: Collecti
     is estimated too) and precision (RMS of sample-to-sample differences while fixating)
     of the tracker on the session's validation dots, through its personal calibration
     when one is fitted; "passed" against [collection] validation_pass_px."""
+    if predictor is None:
+        return {"available": False, "reason": "no model yet"}
     rows = _validation_frames(db, session.id)
-    if predictor is None or not rows:
-        return {"available": False, "reason": "no model yet" if predictor is None else "no validation frames"}
+    if not rows:
+        return {"available": False, "reason": "no validation frames"}
     calibration = predictor.calibration(db, session.id)
     if calibration is None:  # the worker has not fitted it yet: fit it here (not stored)
         from trainer.personal import fit_mapping

@@ -21,7 +21,7 @@ def calibration_frames(db: Session, session_id: str) -> list[tuple[Sample, Sampl
              .join(Trial, Trial.id == Sample.trial_id)
              .where(Sample.session_id == session_id, Sample.status == "accepted", Trial.kind == "calibration")
              .order_by(Sample.id))
-    return list(db.execute(query).tuples())
+    return [tuple(row) for row in db.execute(query)]
 
 
 def fit_mapping(db: Session, predictor: Predictor, session: CollectionSession) -> tuple[calibration.Calibration, dict]:

@@ -128,3 +128,19 @@ def crop_as_jpeg(data: bytes, crop_format: str, quality: int = 95) -> bytes:
     if pixels.ndim == 3:
         pixels = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
     return cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes()
+
+
+# ---------------------------------------------------------------- stored landmarks
+
+LANDMARK_SCALE = 8  # int16 of frame px x 8: 1/8 px resolution, frames up to 4095 px
+
+
+def encode_landmarks(landmarks: np.ndarray) -> bytes:
+    """(478, 2) frame px → compact bytes (little-endian int16 of px x LANDMARK_SCALE)."""
+    scaled = np.clip(np.round(np.asarray(landmarks, np.float64) * LANDMARK_SCALE), -32768, 32767)
+    return scaled.astype("<i2").tobytes()
+
+
+def decode_landmarks(data: bytes) -> np.ndarray:
+    """Stored landmark bytes back to (478, 2) float32 frame px."""
+    return (np.frombuffer(data, "<i2").reshape(-1, 2).astype(np.float32) / LANDMARK_SCALE)

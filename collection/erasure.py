@@ -13,14 +13,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from gazelab.config import Config
 from gazelab.db import checkpoint
 from gazelab.files import EXPORT_DIR, SNAPSHOT_DIR
-from gazelab.schema import (CollectionSession, ExportJob, RawFrame, Sample, SampleImages,
-                            TrainingRun, Trial, Volunteer, utcnow)
+from gazelab.schema import (CollectionSession, ExportJob, ModelArtifact, RawFrame, Sample,
+                            SampleImages, TrainingRun, Trial, Volunteer, utcnow)
 
 
 def delete_volunteer(db: Session, config: Config, volunteer_id: str) -> dict[str, int]:
@@ -53,7 +53,8 @@ def delete_volunteer(db: Session, config: Config, volunteer_id: str) -> dict[str
 
 
 def _scrub_runs(db: Session, ids: set[str]) -> int:
-    """Replace these ids in every run's split and metrics by a count; mark such runs."""
+    """Replace these ids in every run's split and metrics (and its model's copy of the
+    metrics) by a count; mark such runs."""
     count = 0
     for run in db.scalars(select(TrainingRun)):
         split, erased_split = _without(run.split or {}, ids)
@@ -62,6 +63,11 @@ def _scrub_runs(db: Session, ids: set[str]) -> int:
             split["erased_ids"] = int((run.split or {}).get("erased_ids", 0)) + erased_split
             run.split, run.metrics, run.data_deleted_at = split, metrics, utcnow()
             count += 1
+    # the weights column is not loaded: only the metrics are rewritten
+    for artifact_id, artifact_metrics in db.execute(select(ModelArtifact.id, ModelArtifact.metrics)).all():
+        cleaned, erased = _without(artifact_metrics or {}, ids)
+        if erased:
+            db.execute(update(ModelArtifact).where(ModelArtifact.id == artifact_id).values(metrics=cleaned))
     return count
 
 

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from collection.codec import BadImage, decode_frame, encode_crops
+from collection.codec import BadImage, decode_frame, encode_crops, encode_landmarks
 from gazelab.schema import CROP_KINDS
 
 log = logging.getLogger(__name__)
@@ -376,6 +376,7 @@ def head_position_image(face_box, frame_size: tuple[int, int], out_size: int) ->
 # ---------------------------------------------------------------- storage
 
 def encode_features(features: Features, config) -> dict[str, bytes]:
-    """The stored crops of `features`, encoded per [extraction] crop_format."""
-    return encode_crops({kind: getattr(features, kind) for kind in CROP_KINDS},
-                        config.extraction.crop_format, config.extraction.crop_jpeg_quality)
+    """The stored crops of `features`, encoded per [extraction] crop_format, and its landmarks."""
+    crops = encode_crops({kind: getattr(features, kind) for kind in CROP_KINDS},
+                         config.extraction.crop_format, config.extraction.crop_jpeg_quality)
+    return {**crops, "landmarks": encode_landmarks(features.landmarks)}

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from gazelab.config import Config
 from gazelab.schema import (CollectionSession, RawFrame, Sample, SampleImages, Trial,
-                            Volunteer, utcnow)
+                            Volunteer, new_id, utcnow)
 from collection import reasons as reason_codes
 from collection.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized, Unsupported
 from collection.reasons import ATTENTION_FAILED
@@ -37,9 +37,10 @@ def hash_token(token: str) -> str:
 def create_session(db: Session, config: Config, *, consent_version: str, screen_width: int,
                    screen_height: int, device_pixel_ratio: float = 1.0,
                    mm_per_px: float | None = None, user_agent: str = "",
-                   source: str = "browser") -> tuple[CollectionSession, str]:
+                   source: str = "browser", volunteer_id: str | None = None) -> tuple[CollectionSession, str]:
     """A new anonymous volunteer with one collection session; returns it and its upload token.
-    The volunteer must have agreed to the current consent text ([server] consent_version)."""
+    The volunteer must have agreed to the current consent text ([server] consent_version).
+    `volunteer_id` (virtual volunteers only) replaces the random id."""
     if consent_version != config.server.consent_version:
         raise Invalid("wrong_consent_version",
                       f"consent was given to version {consent_version[:64]!r}, but the current text is "
@@ -48,7 +49,8 @@ def create_session(db: Session, config: Config, *, consent_version: str, screen_
         raise Invalid("screen_too_large", f"a {screen_width}x{screen_height} screen is larger than any real "
                       f"one ({MAX_SCREEN_WIDTH}x{MAX_SCREEN_HEIGHT} at most)")
     token = secrets.token_urlsafe(24)
-    volunteer = Volunteer(consent_version=consent_version, consented_at=utcnow(), source=source)
+    volunteer = Volunteer(id=volunteer_id or new_id(), consent_version=consent_version,
+                          consented_at=utcnow(), source=source)
     session = CollectionSession(volunteer=volunteer, token_hash=hash_token(token),
                                 screen_width=screen_width, screen_height=screen_height,
                                 device_pixel_ratio=device_pixel_ratio, mm_per_px=mm_per_px,
@@ -126,6 +128,16 @@ def add_trial(db: Session, session: CollectionSession, *, kind: str, target_x: f
             raise
         return previous, True
     return trial, False
+
+
+def ends_calibration(db: Session, trial: Trial) -> bool:
+    """True when `trial` is the session's first trial after its calibration dots: the
+    moment its personal calibration can be fitted."""
+    if trial.kind == "calibration":
+        return False
+    kinds = db.scalars(select(Trial.kind).where(Trial.session_id == trial.session_id,
+                                                Trial.id <= trial.id)).all()
+    return "calibration" in kinds and sum(kind != "calibration" for kind in kinds) == 1
 
 
 def _existing_trial(db: Session, session: CollectionSession, client_trial_id: str | None) -> Trial | None:

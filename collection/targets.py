@@ -93,6 +93,17 @@ def effective_sampler(config: Config, requested: str | None = None) -> str:
     return requested or config.collection.sampler
 
 
+VALIDATION_PATTERN = [(0.5, 0.5), (0.25, 0.25), (0.75, 0.25), (0.25, 0.75), (0.75, 0.75)]
+
+
+def validation_points(width: int, height: int, n: int, rng: np.random.Generator) -> list[tuple[float, float]]:
+    """`n` check dots in random order: the centre and the four quadrant centres first
+    (between the calibration dots, so they test interpolation), then uniform draws."""
+    fractions = VALIDATION_PATTERN[:n] + [tuple(rng.uniform(0.1, 0.9, 2)) for _ in range(n - len(VALIDATION_PATTERN))]
+    order = rng.permutation(len(fractions))
+    return [(round(fractions[i][0] * width, 1), round(fractions[i][1] * height, 1)) for i in order]
+
+
 def next_targets(db: Session, config: Config, session: CollectionSession, n: int,
                  kind: str = "collection", sampler: str | None = None,
                  rng: np.random.Generator | None = None) -> tuple[list[tuple[float, float]], str]:
@@ -101,6 +112,8 @@ def next_targets(db: Session, config: Config, session: CollectionSession, n: int
     width, height = session.screen_width, session.screen_height
     if kind == "calibration":
         return calibration_points(width, height, rng), "calibration"
+    if kind == "validation":
+        return validation_points(width, height, n, rng), "validation"
     sampler = effective_sampler(config, sampler)
     points = None
     if sampler == "model_error":

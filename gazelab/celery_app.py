@@ -20,6 +20,7 @@ from gazelab.files import private_data_dir
 # Task names: how the web app and the CLI reach the tasks without importing them.
 RETRAIN_TASK = "trainer.tasks.retrain"
 FLAG_OUTLIERS_TASK = "trainer.tasks.flag_model_outliers"
+FIT_CALIBRATIONS_TASK = "trainer.tasks.fit_calibrations"
 FAIL_STALE_RUNS_TASK = "trainer.tasks.fail_stale_runs"
 EXPORT_TASK = "collection.tasks.write_export"
 ABANDON_SESSIONS_TASK = "collection.tasks.abandon_idle_sessions"
@@ -29,7 +30,7 @@ TASK_ROUTES = {RETRAIN_TASK: {"queue": "training"}}   # everything else: queue d
 LONG_JOB_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True}
 
 BEAT_SCHEDULE = {
-    "fail-stale-runs": {"task": FAIL_STALE_RUNS_TASK, "schedule": 10.0},
+    "fail-stale-runs": {"task": FAIL_STALE_RUNS_TASK, "schedule": 5.0},
     "abandon-idle-sessions": {"task": ABANDON_SESSIONS_TASK, "schedule": 60.0},
     "purge-expired-volunteers": {"task": RETENTION_TASK, "schedule": 3600.0},
     "remove-old-exports": {"task": REMOVE_OLD_EXPORTS_TASK, "schedule": 3600.0},

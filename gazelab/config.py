@@ -122,6 +122,9 @@ SPEC: dict[str, dict[str, Key]] = {
         "pursuit": _bool(),
         "pursuit_seconds": _int(1, 3600),
         "abandon_after_minutes": _int(1, 7 * 24 * 60),
+        "validation_points": _int(0, 50),
+        "validation_pass_px": _float(1, 100_000),
+        "camera_hfov_deg": _float(10, 170),
     },
     "extraction": {
         "max_pixels": _int(10_000, 200_000_000),
@@ -148,6 +151,7 @@ SPEC: dict[str, dict[str, Key]] = {
         "seed": _int(0, 2**31 - 1),
         "validation_fraction": _float(0, 0.9),
         "test_fraction": _float(0.01, 0.9),
+        "folds": _int(1, 100),
         "error_grid": _grid(),
         "device": _choice("auto", "cpu", "cuda"),
         "mirror_augment": _bool(),

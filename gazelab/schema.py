@@ -9,6 +9,7 @@ Eyes: ``l_eye`` is the *person's* left eye (on the right side of an unmirrored p
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import uuid
 from typing import Any, Optional
 
@@ -35,6 +36,10 @@ def new_id() -> str:
 
 
 NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
+def stable_id(name: str) -> str:
+    """A 32-hex id derived from `name`: virtual volunteers get the same id (hence the same
+    train/test split) every time the same seed is run."""
+    return hashlib.sha256(name.encode()).hexdigest()[:32]
 
 
 class Base(DeclarativeBase):
@@ -152,7 +157,7 @@ class Sample(Base):
 
 
 class SampleImages(Base):
-    """The five crops of one sample, each encoded (JPEG or PNG) bytes."""
+    """The five crops of one sample, each encoded (JPEG or PNG) bytes, and its landmarks."""
     __tablename__ = "sample_images"
 
     sample_id: Mapped[int] = mapped_column(
@@ -163,6 +168,9 @@ class SampleImages(Base):
     l_eye: Mapped[bytes] = mapped_column(LargeBinary)
     r_eye: Mapped[bytes] = mapped_column(LargeBinary)
     head_pos: Mapped[bytes] = mapped_column(LargeBinary)
+    # The 478 face-mesh landmarks, int16 (x, y) in frame px x 8 (collection.codec.encode_landmarks);
+    # None for samples stored before migration 0004.
+    landmarks: Mapped[Optional[bytes]] = mapped_column(LargeBinary)
 
 
 class RawFrame(Base):
@@ -240,6 +248,26 @@ class ModelArtifact(Base):
     def active(cls, db) -> ModelArtifact | None:
         artifact_id = cls.active_id(db)
         return None if artifact_id is None else db.get(cls, artifact_id)
+
+
+class SessionCalibration(Base):
+    """A session's personal calibration for one model artifact (trainer.calibration):
+    fitted on the session's calibration trials, applied on top of that model's output."""
+    __tablename__ = "session_calibrations"
+    __table_args__ = (
+        UniqueConstraint("session_id", "artifact_id", name="uq_session_calibrations_session_artifact"),
+        NEVER_REUSE_IDS,
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("collection_sessions.id", ondelete="CASCADE"), index=True)
+    artifact_id: Mapped[int] = mapped_column(
+        ForeignKey("model_artifacts.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    # The fitted mapping (trainer.calibration.Calibration.as_dict) and its fit report.
+    mapping: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class AdminUser(Base):

@@ -61,3 +61,19 @@ def bench_faults(database_url: str | None, as_json: bool) -> None:
     deleted bytes found (each should be 0)."""
     from gazelab_cli.benchmarks.faults import run
     click.echo(json.dumps(run(database_url)))
+@bench.command("accuracy")
+@click.option("--volunteers", default=30, show_default=True, type=click.IntRange(3, 10_000))
+@click.option("--samples", default=300, show_default=True, type=click.IntRange(40, 100_000),
+              help="Frames per volunteer (the first 36 or so are the 9-dot calibration).")
+@click.option("--folds", default=5, show_default=True, type=click.IntRange(2, 100))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--epochs", default=10, show_default=True, type=click.IntRange(1, 10_000),
+              help="Per fold; 10 keeps 5 folds of 30 volunteers under 25 min on 2 CPU cores.")
+@click.option("--source", type=click.Choice(["simulator", "synthetic"]), default="simulator", show_default=True)
+@click.option("--device", type=click.Choice(SPEC["training"]["device"].choices), default="cpu", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object (the default output anyway).")
+def bench_accuracy(volunteers: int, samples: int, folds: int, seed: int, epochs: int | None, source: str,
+                   device: str, as_json: bool) -> None:
+    """Cross-validated accuracy by volunteer, zero-shot and calibrated, beside the peers; one JSON object."""
+    from gazelab_cli.benchmarks.accuracy import run
+    click.echo(json.dumps(run(load_config(), volunteers, samples, folds, seed, epochs, source, device)))

@@ -24,6 +24,8 @@ def choice_of(key: str) -> click.Choice:
 @click.option("--learning-rate", type=float, help="Default: [training] learning_rate.")
 @click.option("--seed", type=int, help="Default: [training] seed.")
 @click.option("--device", type=choice_of("device"), help="Default: [training] device.")
+@click.option("--folds", type=int, help="Cross-validation folds by volunteer; 1 = single split. "
+                                        "Default: [training] folds.")
 def train(**options) -> None:
     """Train in the foreground on all accepted samples (a run row like a background one)."""
     from trainer import runs
@@ -45,5 +47,7 @@ def train(**options) -> None:
         run = db.get(TrainingRun, run_id)
         click.echo(json.dumps({"run": run_id, "status": status, "error": run.error,
                                "test": run.metrics.get("test"), "ratio_to_ridge": run.metrics.get("ratio_to_ridge"),
+                               "crossval": {k: v for k, v in run.metrics.get("crossval", {}).items()
+                                            if k in ("folds", "by", "zero_shot", "calibrated_9")},
                                "split": run.split.get("sizes")}))
     sys.exit(0 if status == "done" else 1)

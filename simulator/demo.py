@@ -4,7 +4,8 @@ Each virtual volunteer does what the volunteer page does: one session with conse
 trials (9 calibration dots, then dots from the configured sampler), a few frames per dot
 uploaded through `collection.ingest.ingest_frame` (so extraction and quality checks are the real
 ones), and the attention letter answered -- wrongly when the volunteer looked elsewhere.
-Volunteers are tagged `demo:<seed>:<i>` in Volunteer.source, so a second run skips them.
+Volunteers are tagged `demo:<seed>:<i>` in Volunteer.source, so a second run skips them, and
+their ids derive from that tag, so the same seed always gives the same train/test split.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from sqlalchemy import select
 
 from gazelab.config import Config
 from gazelab.db import session_scope
-from gazelab.schema import CollectionSession, Volunteer
+from gazelab.schema import CollectionSession, Volunteer, stable_id
 from collection import reasons as reason_codes
 from simulator.volunteer import VirtualVolunteer
 
@@ -103,7 +104,7 @@ def simulate_volunteer(db, config: Config, seed: int, index: int, samples: int) 
     session, _token = ingest.create_session(
         db, config, consent_version=config.server.consent_version, screen_width=width,
         screen_height=height, device_pixel_ratio=1.0, mm_per_px=mm_per_px, user_agent=USER_AGENT,
-        source=source_tag(seed, index))
+        source=source_tag(seed, index), volunteer_id=stable_id(source_tag(seed, index)))
     sim = volunteer.session(screen=(width, height), mm_per_px=mm_per_px, fps=config.collection.capture_fps,
                             **FRAME_RATES)
 

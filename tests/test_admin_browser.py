@@ -130,7 +130,11 @@ def test_retrain_progress_figures_promote_outliers_and_live_dot(gz, worker, web,
         assert seen & {"queued", "running"}, seen
         page.wait_for_function("document.querySelector('#fig-error_heatmap') && "
                                "document.querySelector('#fig-error_heatmap').naturalWidth > 300")
-        expect(page.locator("table.metrics")).to_contain_text("ridge baseline")
+        expect(page.locator("table.metrics").first).to_contain_text("ridge baseline")
+        # the form's default folds cross-validate: both regimes beside the peers, both heatmaps
+        expect(page.locator("#crossval")).to_contain_text("WebGazer-style")
+        expect(page.locator("#crossval")).to_contain_text("predict the centre")
+        expect(page.locator("#fig-error_heatmap_calibrated_9")).to_be_visible()
         screenshot(page, "admin-run-done", full_page=True)
 
         # promote; the runs table marks it active

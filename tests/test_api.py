@@ -324,3 +324,36 @@ def test_model_error_sampler_aims_at_the_worst_cells(gz):
     in_unknown = [p for p in body["targets"] if 320 <= p["x"] < 640 and p["y"] < 360]
     assert len(in_worst) >= 25 and len(in_unknown) >= 25
     assert len(in_worst) + len(in_unknown) >= 95
+
+
+def test_calibration_fit_is_queued_when_the_calibration_dots_end_and_at_finish(gz, redis_url):
+    import json as jsonlib
+
+    from gazelab.broker import redis_client
+    from gazelab.celery_app import FIT_CALIBRATIONS_TASK
+    from gazelab.schema import ModelArtifact
+    from webapp import create_app
+    with session_scope(gz.config.database_url) as db:
+        db.add(ModelArtifact(weights=b"", is_active=True))
+    client = create_app(gz.config).test_client()
+    created = new_session(client)
+    sid = created["session_id"]
+    redis = redis_client(redis_url)
+
+    def queued() -> list[dict]:
+        messages = [jsonlib.loads(m) for m in redis.lrange("default", 0, -1)]
+        return [m for m in messages if m["headers"]["task"] == FIT_CALIBRATIONS_TASK
+                and sid in m["headers"].get("kwargsrepr", "")]
+    for kind, expected in [("calibration", 0), ("calibration", 0), ("collection", 1), ("collection", 1)]:
+        assert client.post(f"/api/v1/sessions/{sid}/trials", headers=auth(created), json={
+            "kind": kind, "target_x": 10, "target_y": 10, "shown_at": NOW}).status_code == 201
+        assert len(queued()) == expected, kind
+    assert client.post(f"/api/v1/sessions/{sid}/finish", headers=auth(created)).status_code == 200
+    assert len(queued()) == 2  # refit once every calibration frame is in
+
+
+def test_accuracy_needs_the_token_and_says_when_there_is_no_model(client):
+    created = new_session(client)
+    path = f"/api/v1/sessions/{created['session_id']}/accuracy"
+    assert client.get(path).status_code == 401
+    assert client.get(path, headers=auth(created)).json == {"available": False, "reason": "no model yet"}

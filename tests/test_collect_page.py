@@ -15,7 +15,7 @@ from tests.support import WebServer
 
 pytestmark = pytest.mark.browser
 
-FAST = "fixation=200&capture=400&fps=5&attention=2500"
+FAST = "fixation=200&capture=400&fps=5&attention=2500&validation=0"
 KEYS = {"L": "ArrowLeft", "R": "ArrowRight"}
 WRONG = {"L": "ArrowRight", "R": "ArrowLeft"}
 
@@ -260,6 +260,43 @@ def test_camera_denied_explains_and_retry_works(gz, web, webcam):
         page.wait_for_function("document.querySelector('#camera-verdict').dataset.status === 'accepted'")
         assert step(page) == "camera"
         context.close()
+
+
+def test_validation_dots_are_stored_and_the_finish_page_tells_the_accuracy(gz, worker, web, page):
+    from gazelab.schema import ModelArtifact
+    from tests.trainer_data import add_samples, fast_params
+    from trainer import runs
+    from trainer.snapshot import load_snapshot
+    add_samples(gz, volunteers=4, samples_per_volunteer=20)  # a model to measure with
+    with session_scope(gz.database_url) as db:
+        run_id = runs.create_run(db, fast_params(epochs=1), gz.config).id
+    assert runs.execute_run(gz.config, run_id) == "done"
+    with session_scope(gz.database_url) as db:
+        runs.promote(db, db.scalar(select(ModelArtifact.id).where(ModelArtifact.run_id == run_id)))
+
+    fast = FAST.replace("validation=0", "validation=2")
+    session_id = consent_and_camera(page, f"{web.url}/?calibration=3&dots=2&{fast}", card_steps=5)
+    seen = set()
+    answer_letters(page, until=lambda: seen.add(data(page, "phase")) or False)
+    wait_finished(page)
+    assert "validation" in seen
+    page.wait_for_function("document.body.dataset.accuracy", timeout=60_000)
+    screenshot(page, "collect-finish-accuracy", full_page=True)
+    assert data(page, "accuracy") == "shown"
+    sentence = page.inner_text("#finish-accuracy")
+    assert "On the 2 check dots" in sentence and "pixels on average" in sentence and " cm " in sentence
+
+    trials, samples = session_rows(gz, session_id)
+    checks = [t for t in trials if t.kind == "validation"]
+    assert len(checks) == 2 and [t.kind for t in trials[-2:]] == ["validation", "validation"]
+    check_frames = [s for s in samples if s.trial_id in {t.id for t in checks}]
+    with session_scope(gz.database_url) as db:  # landmarks kept; never trained on
+        with_landmarks = db.scalar(select(func.count()).select_from(SampleImages).where(
+            SampleImages.sample_id.in_([s.id for s in check_frames]), SampleImages.landmarks.is_not(None)))
+        snapshot = load_snapshot(db, 64)
+    assert check_frames and with_landmarks == sum(s.face_w is not None for s in check_frames) > 0
+    assert not set(snapshot.sample_ids) & {s.id for s in check_frames}
+    assert "validation" not in set(snapshot.trial_kinds)
 
 
 def test_server_down_for_10_s_loses_no_frame(gz, web, page):

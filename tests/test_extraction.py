@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from gazelab.config import REPO_ROOT, load_config
 from tests import images
 from collection import extraction
-from collection.codec import decode_crop
+from collection.codec import decode_crop, decode_landmarks
 from collection.extraction import REASONS, Extraction, extract, extract_rgb
 
 
@@ -281,8 +281,10 @@ def test_random_bytes_are_a_bad_image(data):
 @pytest.mark.parametrize("crop_format", ["jpeg", "png"])
 def test_crops_round_trip_through_storage(found, config, crop_format):
     encoded = extraction.encode_features(found.features, with_extraction(config, crop_format=crop_format))
-    assert set(encoded) == {"face", "face_aligned", "l_eye", "r_eye", "head_pos"}
+    assert set(encoded) == {"face", "face_aligned", "l_eye", "r_eye", "head_pos", "landmarks"}
     assert encoded["face"][:2] == (b"\xff\xd8" if crop_format == "jpeg" else b"\x89P")
+    landmarks = decode_landmarks(encoded.pop("landmarks"))
+    assert landmarks.shape == (478, 2) and np.abs(landmarks - found.features.landmarks).max() <= 1 / 16
     for name, data in encoded.items():
         original, decoded = getattr(found.features, name), decode_crop(data)
         assert decoded.shape == original.shape and decoded.dtype == np.uint8

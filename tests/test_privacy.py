@@ -16,7 +16,8 @@ from collection.erasure import abandon_idle_sessions, delete_volunteer, purge_ex
 from gazelab.config import ConfigError
 from gazelab.db import session_scope
 from gazelab.files import SNAPSHOT_DIR, private_subdir, secret_key
-from gazelab.schema import (CollectionSession, Sample, SampleImages, TrainingRun, Volunteer, utcnow)
+from gazelab.schema import (CollectionSession, ModelArtifact, Sample, SampleImages, TrainingRun, Volunteer,
+                            utcnow)
 from tests.support import REPO, GazeEnv, short_tmpdir
 from tests.test_admin import ADMIN, PASSWORD, admin_client, login, make_admin, page_csrf  # noqa: F401
 from tests.test_api import auth, face_jpeg, new_session, upload  # noqa: F401 (face_jpeg: fixture)
@@ -40,9 +41,13 @@ def test_delete_then_train_finds_none_of_the_deleted_crops(gz):
         before = load_snapshot(db, 64, cache)
         crops = db.execute(select(SampleImages.face, SampleImages.l_eye).join(Sample)
                            .where(Sample.volunteer_id == gone)).all()
-        db.add(TrainingRun(status="done", params={}, split={"by": "volunteer", "groups": {
-            "train": _volunteer_ids(gz)[1:], "test": [gone]}}, metrics={"per_volunteer": [
-                {"volunteer": gone, "mean_px": 1.0}, {"volunteer": "someone-else", "mean_px": 2.0}]}))
+        per_volunteer = {"per_volunteer": [{"volunteer": gone, "mean_px": 1.0},
+                                           {"volunteer": "someone-else", "mean_px": 2.0}]}
+        run = TrainingRun(status="done", params={}, split={"by": "volunteer", "groups": {
+            "train": _volunteer_ids(gz)[1:], "test": [gone]}}, metrics=per_volunteer)
+        db.add(run)
+        db.flush()
+        db.add(ModelArtifact(run_id=run.id, weights=b"w", metrics=per_volunteer))
     assert list(cache.glob("snapshot-*.npz")) and oct(next(cache.glob("*.npz")).stat().st_mode & 0o777) == "0o600"
     deleted_rows = before.images["face"][before.volunteer_ids == gone]
     max_id = int(before.sample_ids.max())
@@ -64,6 +69,8 @@ def test_delete_then_train_finds_none_of_the_deleted_crops(gz):
         insert_dataset(db, volunteers=1, samples_per_volunteer=12, seed=6, fmt="jpeg")
         after = load_snapshot(db, 64, cache)
         run = db.scalars(select(TrainingRun)).one()
+        artifact_metrics = db.scalars(select(ModelArtifact)).one().metrics
+    assert gone not in str(artifact_metrics) and len(artifact_metrics["per_volunteer"]) == 1
     assert len(after) == 48 and gone not in set(after.volunteer_ids)
     assert set(after.sample_ids) & set(before.sample_ids[before.volunteer_ids == gone]) == set()
     assert (after.sample_ids[-12:] > max_id).all()

@@ -38,10 +38,11 @@ def test_healthz_without_worker_is_degraded(gz, client):
 
 
 def test_celery_routes_training_to_its_queue_and_scoring_to_default(gz):
-    from gazelab.celery_app import FLAG_OUTLIERS_TASK, RETRAIN_TASK
+    from gazelab.celery_app import FIT_CALIBRATIONS_TASK, FLAG_OUTLIERS_TASK, RETRAIN_TASK
     celery = make_celery(gz.config)
     assert celery.conf.task_routes[RETRAIN_TASK]["queue"] == "training"
-    assert FLAG_OUTLIERS_TASK not in celery.conf.task_routes and celery.conf.task_default_queue == "default"
+    assert FLAG_OUTLIERS_TASK not in celery.conf.task_routes and FIT_CALIBRATIONS_TASK not in celery.conf.task_routes
+    assert celery.conf.task_default_queue == "default"
     assert {q.name for q in celery.conf.task_queues} == {"default", "training"}
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from gazelab_cli import cli
 from gazelab.config import load_config
 from gazelab.db import session_scope
-from gazelab.schema import CollectionSession, Sample, SampleImages, Trial, Volunteer
+from gazelab.schema import CollectionSession, Sample, SampleImages, Trial, Volunteer, stable_id
 from simulator.demo import run_demo
 from simulator.video import read_y4m
 from simulator.volunteer import VirtualVolunteer
@@ -168,6 +168,11 @@ def test_demo_data_goes_through_ingest_and_is_idempotent(gz):
     with session_scope(config.database_url) as db:
         sources = sorted(db.scalars(select(Volunteer.source)))
         assert sources == ["demo:5:0", "demo:5:1"]
+        # ids derive from seed and index: the same command gives the same train/test split
+        ids = dict(db.execute(select(Volunteer.source, Volunteer.id)).all())
+        assert ids == {tag: stable_id(tag) for tag in sources}
+        landmarks = db.scalars(select(SampleImages.landmarks)).all()
+        assert landmarks and all(len(data) == 478 * 2 * 2 for data in landmarks)
         assert set(db.scalars(select(CollectionSession.status))) == {"finished"}
         kinds = [kind for (kind,) in db.execute(select(Trial.kind).order_by(Trial.id))]
         assert kinds[:9] == ["calibration"] * 9 and "collection" in kinds

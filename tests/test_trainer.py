@@ -148,7 +148,7 @@ def test_gazelab_train_runs_in_the_foreground(gz):
 
     from tests.support import VENV_BIN
     add_samples(gz, volunteers=4, samples_per_volunteer=20)
-    done = subprocess.run([str(VENV_BIN / "gazelab"), "train", "--epochs", "2", "--device", "cpu"],
+    done = subprocess.run([str(VENV_BIN / "gazelab"), "train", "--epochs", "2", "--device", "cpu", "--folds", "1"],
                           env=gz.env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout.strip().splitlines()[-1])

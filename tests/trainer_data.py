@@ -15,4 +15,4 @@ def add_samples(gz, volunteers: int, samples_per_volunteer: int, sessions_per_vo
 def fast_params(**overrides) -> dict:
     """Training parameters small enough for a test to run in seconds."""
     return {"epochs": 6, "batch_size": 32, "learning_rate": 0.003, "validation_fraction": 0.2,
-            "test_fraction": 0.2, "error_grid": "4x3", "device": "cpu", **overrides}
+            "test_fraction": 0.2, "error_grid": "4x3", "device": "cpu", "folds": 1, **overrides}

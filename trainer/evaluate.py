@@ -1,19 +1,20 @@
-"""Metrics on held-out samples, the per-region error grid, and the two baselines.
+"""Evaluation, separate from training: metrics on held-out frames, the per-region error
+grid, the two regimes (zero-shot and calibrated) with the peers beside the model, and the
+cross-validation report (means over test volunteers with bootstrap CIs, per-volunteer table).
 
-Errors are Euclidean distances in px of each sample's own screen (targets and
-predictions are screen fractions); mm where the session's physical scale is known.
-Baselines on the same split: predict-the-mean, and ridge regression on eye-patch pixels
-(WebGazer-style: small grey, histogram-equalised eye patches).
+Errors are Euclidean distances in px of each sample's own screen (targets and predictions
+are screen fractions); mm where the session's physical scale is known. Calibration frames
+(trial kind "calibration") are never scored: they are what the calibrated regime fits on.
 """
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
+from trainer import calibration, peers
 from trainer.snapshot import Snapshot
 
-RIDGE_PATCH = (10, 6)               # WebGazer's eye patch, width × height
-RIDGE_ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0)
+BOOTSTRAP_REPS = 2000
+REGIMES = {"zero_shot": ("model", *peers.ZERO_SHOT), "calibrated_9": ("model", *peers.CALIBRATED)}
 
 
 def errors_px(pred: np.ndarray, target: np.ndarray, screens: np.ndarray) -> np.ndarray:
@@ -50,52 +51,32 @@ def error_grid(errors: np.ndarray, targets: np.ndarray, screens: np.ndarray, col
             "overall_diag_fraction": float((errors / np.linalg.norm(screens, axis=1)).mean()) if len(errors) else None}
 
 
-def mean_baseline(snapshot: Snapshot, train: np.ndarray, test: np.ndarray) -> np.ndarray:
-    return np.repeat(snapshot.targets[train].mean(axis=0, keepdims=True), len(test), axis=0)
+def bootstrap_ci(values: np.ndarray, seed: int, reps: int = BOOTSTRAP_REPS) -> list[float] | None:
+    """95 % interval of the mean of `values` (one per volunteer), resampling volunteers."""
+    values = np.asarray(values, np.float64)
+    if len(values) == 0:
+        return None
+    draws = np.random.default_rng(seed).integers(0, len(values), (reps, len(values)))
+    means = values[draws].mean(axis=1)
+    return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
 
 
-def eye_features(snapshot: Snapshot, indices: np.ndarray) -> np.ndarray:
-    rows = []
-    for i in indices:
-        patches = []
-        for kind in ("l_eye", "r_eye"):
-            grey = cv2.cvtColor(snapshot.images[kind][i], cv2.COLOR_RGB2GRAY)
-            patches.append(cv2.equalizeHist(cv2.resize(grey, RIDGE_PATCH, interpolation=cv2.INTER_AREA)))
-        rows.append(np.concatenate([p.ravel() for p in patches]))
-    return np.asarray(rows, np.float64) / 255.0
-
-
-def _ridge_fit(x: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
-    x1 = np.hstack([x, np.ones((len(x), 1))])
-    penalty = alpha * np.eye(x1.shape[1])
-    penalty[-1, -1] = 0  # do not shrink the intercept
-    return np.linalg.solve(x1.T @ x1 + penalty, x1.T @ y)
-
-
-def _ridge_predict(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    return np.hstack([x, np.ones((len(x), 1))]) @ weights
-
-
-def ridge_baseline(snapshot: Snapshot, train: np.ndarray, validation: np.ndarray, test: np.ndarray) -> np.ndarray:
-    """Ridge regression on eye patches; the penalty picked on the validation split."""
-    x_train, y_train = eye_features(snapshot, train), snapshot.targets[train]
-    alpha = RIDGE_ALPHAS[2]
-    if len(validation):
-        x_val = eye_features(snapshot, validation)
-        scores = [errors_px(_ridge_predict(x_val, _ridge_fit(x_train, y_train, a)), snapshot.targets[validation],
-                            snapshot.screens[validation]).mean() for a in RIDGE_ALPHAS]
-        alpha = RIDGE_ALPHAS[int(np.argmin(scores))]
-    return _ridge_predict(eye_features(snapshot, test), _ridge_fit(x_train, y_train, alpha))
+def scored(snapshot: Snapshot, indices: np.ndarray) -> np.ndarray:
+    """The positions in `indices` whose frames may be scored (not calibration frames)."""
+    return np.flatnonzero(snapshot.trial_kinds[indices] != "calibration")
 
 
 def evaluate(snapshot: Snapshot, split: dict, model_pred: np.ndarray, grid: tuple[int, int]) -> tuple[dict, np.ndarray]:
-    """Run metrics (the TrainingRun.metrics layout) and the model's per-sample test errors."""
+    """Single-split run metrics (the TrainingRun.metrics layout) and the model's per-frame
+    errors on the scored test frames."""
     train, val, test = (split["indices"][k] for k in ("train", "validation", "test"))
+    keep = scored(snapshot, test)
+    test, model_pred = test[keep], model_pred[keep]
     targets, screens, mm = snapshot.targets[test], snapshot.screens[test], snapshot.mm_per_px[test]
     model_errors = errors_px(model_pred, targets, screens)
     results = {"model": summary(model_errors, mm),
-               "mean": summary(errors_px(mean_baseline(snapshot, train, test), targets, screens), mm),
-               "ridge": summary(errors_px(ridge_baseline(snapshot, train, val, test), targets, screens), mm)}
+               "mean": summary(errors_px(peers.training_mean(snapshot, train, len(test)), targets, screens), mm),
+               "ridge": summary(errors_px(peers.ridge_general(snapshot, train, val, test), targets, screens), mm)}
     model_mean = results["model"]["mean_px"]
     def ratio(name):
         base = results[name]["mean_px"]
@@ -103,3 +84,78 @@ def evaluate(snapshot: Snapshot, split: dict, model_pred: np.ndarray, grid: tupl
     metrics = {"test": results, "ratio_to_ridge": ratio("ridge"), "ratio_to_mean": ratio("mean"),
                "error_grid": error_grid(model_errors, targets, screens, *grid)}
     return metrics, model_errors
+
+
+# ---- the two regimes on one fold ----
+
+def fold_errors(snapshot: Snapshot, split: dict, model_pred: np.ndarray, model_features: np.ndarray) -> dict:
+    """Per scored test frame, the error (px) of every method in both regimes (NaN where a
+    method cannot apply, e.g. a session without calibration frames), and the calibrated
+    model's predictions. Each test session's calibration frames fit its personal mappings."""
+    train, val, test = (split["indices"][k] for k in ("train", "validation", "test"))
+    keep = scored(snapshot, test)
+    idx = test[keep]
+    targets, screens = snapshot.targets[idx], snapshot.screens[idx]
+    zero = {"model": errors_px(model_pred[keep], targets, screens),
+            "centre": errors_px(peers.centre(len(idx)), targets, screens),
+            "mean": errors_px(peers.training_mean(snapshot, train, len(idx)), targets, screens),
+            "ridge_general": errors_px(peers.ridge_general(snapshot, train, val, idx), targets, screens)}
+    calibrated_pred = {m: np.full((len(idx), 2), np.nan) for m in REGIMES["calibrated_9"]}
+    features = {name: make(snapshot, test) for name, make in peers.PERSONAL_FEATURES.items()}
+    reports = []
+    for session in np.unique(snapshot.session_ids[idx]):
+        in_session = snapshot.session_ids[test] == session
+        cal = np.flatnonzero(in_session & (snapshot.trial_kinds[test] == "calibration"))
+        out = np.flatnonzero(in_session[keep])          # positions in idx
+        out_test = keep[out]                            # the same frames, positions in test
+        if len(cal) == 0:
+            continue
+        y, trials, cal_screens = snapshot.targets[test[cal]], snapshot.trial_ids[test[cal]], snapshot.screens[test[cal]]
+        mapping, report = calibration.fit(model_pred[cal], model_features[cal], y, trials, cal_screens)
+        reports.append({"session_id": str(session), **report})
+        calibrated_pred["model"][out] = mapping.apply(model_pred[out_test], model_features[out_test])
+        for name, x in features.items():
+            calibrated_pred[name][out] = peers.per_person_ridge(x[cal], y, trials, cal_screens, x[out_test])
+    calibrated = {m: errors_px(p, targets, screens) for m, p in calibrated_pred.items()}
+    return {"indices": idx, "zero_shot": zero, "calibrated_9": calibrated,
+            "calibrated_model_pred": calibrated_pred["model"], "calibration_reports": reports}
+
+
+# ---- the cross-validation report ----
+
+def _per_volunteer(snapshot: Snapshot, folds: list[dict]) -> list[dict]:
+    rows = []
+    for number, fold in enumerate(folds):
+        volunteers = snapshot.volunteer_ids[fold["indices"]]
+        for volunteer in np.unique(volunteers):
+            mine = volunteers == volunteer
+            row = {"volunteer_id": str(volunteer), "fold": number, "frames_scored": int(mine.sum())}
+            for regime, methods in REGIMES.items():
+                means = {m: fold[regime][m][mine] for m in methods}
+                row[regime] = {m: float(np.nanmean(e)) if np.isfinite(e).any() else None for m, e in means.items()}
+            rows.append(row)
+    return rows
+
+
+def crossval_report(snapshot: Snapshot, folds: list[dict], grid: tuple[int, int], seed: int) -> dict:
+    """Both regimes: per method the mean over test volunteers of each volunteer's mean error,
+    its 95 % bootstrap CI over volunteers and how many volunteers it covers; the per-volunteer
+    table (its own key, "per_volunteer", easy to scrub); error grids of the model in both regimes."""
+    table = _per_volunteer(snapshot, folds)
+    report = {"folds": len(folds), "volunteers": len(table)}
+    for regime, methods in REGIMES.items():
+        report[regime] = {}
+        for method in methods:
+            values = np.array([row[regime][method] for row in table if row[regime][method] is not None])
+            report[regime][method] = {"mean_px": float(values.mean()) if len(values) else None,
+                                      "ci95": bootstrap_ci(values, seed), "volunteers": int(len(values))}
+    idx = np.concatenate([fold["indices"] for fold in folds])
+    targets, screens = snapshot.targets[idx], snapshot.screens[idx]
+    calibrated = np.concatenate([fold["calibrated_9"]["model"] for fold in folds])
+    known = np.isfinite(calibrated)
+    report["error_grid"] = {
+        "zero_shot": error_grid(np.concatenate([fold["zero_shot"]["model"] for fold in folds]), targets, screens, *grid),
+        "calibrated_9": error_grid(calibrated[known], targets[known], screens[known], *grid)}
+    reports = [r for fold in folds for r in fold["calibration_reports"]]
+    report["calibration"] = {"sessions": len(reports), "kept_ridge": sum(r["kept"] == "ridge" for r in reports)}
+    return {"crossval": report, "per_volunteer": table}

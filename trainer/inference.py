@@ -1,4 +1,6 @@
-"""Inference from a stored model artifact: predict (x, y) screen fractions from features.
+"""Inference from a stored model artifact: predict (x, y) screen fractions from features,
+through a session's personal calibration when it has one; and a session's accuracy on
+its validation dots.
 
 The web app's one door into the trainer (besides Celery task names): live tracking and
 anything else that needs a prediction goes through `Predictor`."""
@@ -8,12 +10,15 @@ import math
 
 import numpy as np
 import torch
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from collection.codec import decode_crop
-from gazelab.schema import CROP_KINDS, ModelArtifact, Sample, SampleImages
+from collection.codec import decode_crop, decode_landmarks
+from gazelab.schema import (CROP_KINDS, CollectionSession, ModelArtifact, Sample, SampleImages,
+                            SessionCalibration, Trial)
 from trainer.artifacts import load_model
-from trainer.models import tensors_needed
+from trainer.calibration import Calibration
+from trainer.models import outputs_and_features, tensors_needed
 from trainer.transforms import make_batch, to_tensor
 
 
@@ -40,12 +45,26 @@ class Predictor:
         self.kinds = tensors_needed(self.spec["inputs"])
         self.model = load_model(artifact)
 
-    @torch.no_grad()
-    def predict(self, samples: list[dict]) -> np.ndarray:
+    def predict(self, samples: list[dict], calibration: Calibration | None = None) -> np.ndarray:
         """samples: dicts with face, face_aligned, l_eye, r_eye (S,S,3) uint8, head_pos (S,S)
-        uint8, yaw, pitch, roll (degrees). Returns (n, 2) screen fractions (x, y)."""
+        uint8, yaw, pitch, roll (degrees). Returns (n, 2) screen fractions (x, y), through
+        the session's personal `calibration` when given (Predictor.calibration)."""
+        outputs, features = self.outputs_and_features(samples)
+        if calibration is None or not len(outputs):
+            return outputs
+        return calibration.apply(outputs, features).astype(np.float32)
+
+    def calibration(self, db: Session, session_id: str) -> Calibration | None:
+        """The session's personal calibration for this model, None when not fitted."""
+        mapping = db.scalar(select(SessionCalibration.mapping).where(
+            SessionCalibration.session_id == session_id, SessionCalibration.artifact_id == self.artifact_id))
+        return Calibration.from_dict(mapping) if mapping else None
+
+    @torch.no_grad()
+    def outputs_and_features(self, samples: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+        """(n, 2) outputs and (n, F) penultimate features (what a calibration maps)."""
         if not samples:
-            return np.zeros((0, 2), np.float32)
+            return np.zeros((0, 2), np.float32), np.zeros((0, 0), np.float32)
         tensors = {}
         for kind in self.kinds:
             if kind == "angles":
@@ -54,7 +73,8 @@ class Predictor:
             else:
                 tensors[kind] = to_tensor(np.stack([np.asarray(s[kind], np.uint8) for s in samples]))
         batch = make_batch(tensors, torch.arange(len(samples)), self.stats)
-        return self.model(batch).numpy().astype(np.float32)
+        outputs, features = outputs_and_features(self.model, batch)
+        return outputs.numpy().astype(np.float32), features.numpy().astype(np.float32)
 
     def expected_error_px(self, x_norm: float, y_norm: float, screen: tuple[int, int]) -> float:
         """The test error of the screen region around (x, y), scaled to this screen's size
@@ -75,3 +95,69 @@ def load_predictor(db: Session, artifact_id: int | None = None) -> Predictor | N
     """The artifact's predictor; artifact_id None → the active model; None if there is none."""
     artifact = ModelArtifact.active(db) if artifact_id is None else db.get(ModelArtifact, artifact_id)
     return Predictor(artifact) if artifact is not None else None
+
+
+# ---- per-session accuracy on the validation dots ----
+
+IRIS_DIAMETER_MM = 11.7              # adults, nearly constant: a ruler in every frame
+IRIS_RINGS = ((469, 471), (470, 472), (474, 476), (475, 477))   # opposite iris-edge landmarks
+
+
+def viewing_distance_mm(landmarks: np.ndarray, frame_width: int, hfov_deg: float) -> float | None:
+    """Camera-to-eye distance from the iris's apparent diameter and the camera's field of view."""
+    iris_px = float(np.mean([np.linalg.norm(landmarks[a] - landmarks[b]) for a, b in IRIS_RINGS]))
+    if not iris_px > 0 or not frame_width:
+        return None
+    focal_px = frame_width / 2 / math.tan(math.radians(hfov_deg) / 2)
+    return focal_px * IRIS_DIAMETER_MM / iris_px
+
+
+def _validation_frames(db: Session, session_id: str) -> list[tuple[Sample, SampleImages]]:
+    query = (select(Sample, SampleImages).join(SampleImages, SampleImages.sample_id == Sample.id)
+             .join(Trial, Trial.id == Sample.trial_id)
+             .where(Sample.session_id == session_id, Sample.status == "accepted", Trial.kind == "validation")
+             .order_by(Sample.trial_id, Sample.captured_at))
+    return [tuple(row) for row in db.execute(query)]
+
+
+def session_accuracy(db: Session, predictor: Predictor | None, session: CollectionSession,
+                     config) -> dict:
+    """Accuracy (mean error: px; cm when mm/px is known; degrees when the viewing distance
+    is estimated too) and precision (RMS of sample-to-sample differences while fixating)
+    of the tracker on the session's validation dots, through its personal calibration
+    when one is fitted; "passed" against [collection] validation_pass_px."""
+    if predictor is None:
+        return {"available": False, "reason": "no model yet"}
+    rows = _validation_frames(db, session.id)
+    if not rows:
+        return {"available": False, "reason": "no validation frames"}
+    calibration = predictor.calibration(db, session.id)
+    if calibration is None:  # the worker has not fitted it yet: fit it here (not stored)
+        from trainer.personal import fit_mapping
+        mapping, fit = fit_mapping(db, predictor, session)
+        calibration = mapping if fit["kept"] == "ridge" else None
+    screen = np.array([session.screen_width, session.screen_height], np.float64)
+    predicted = predictor.predict([sample_inputs(s, images) for s, images in rows], calibration) * screen
+    targets = np.array([[s.target_x, s.target_y] for s, _ in rows])
+    errors = np.linalg.norm(predicted - targets, axis=1)
+    trials = np.array([s.trial_id for s, _ in rows])
+    steps = [np.linalg.norm(np.diff(predicted[trials == t], axis=0), axis=1) for t in np.unique(trials)]
+    steps = np.concatenate(steps) if steps else np.zeros(0)
+    mean_px = float(errors.mean())
+    report = {"available": True, "dots": int(len(np.unique(trials))), "frames": len(rows),
+              "mean_px": round(mean_px, 1), "precision_px": round(float(np.sqrt((steps ** 2).mean())), 1)
+              if len(steps) else None, "calibrated": calibration is not None, "mean_cm": None, "mean_deg": None,
+              "distance_cm": None, "threshold_px": config.collection.validation_pass_px,
+              "passed": mean_px <= config.collection.validation_pass_px}
+    if session.mm_per_px:
+        error_mm = errors * session.mm_per_px
+        report["mean_cm"] = round(float(error_mm.mean()) / 10, 2)
+        distances = [viewing_distance_mm(decode_landmarks(images.landmarks), s.frame_width or 0,
+                                         config.collection.camera_hfov_deg)
+                     for s, images in rows if images.landmarks]
+        distances = [d for d in distances if d]
+        if distances:
+            distance = float(np.median(distances))
+            report["distance_cm"] = round(distance / 10, 1)
+            report["mean_deg"] = round(float(np.degrees(np.arctan(error_mm / distance)).mean()), 2)
+    return report

@@ -21,6 +21,7 @@ class TrainParams:
     seed: int
     validation_fraction: float
     test_fraction: float
+    folds: int                    # grouped k-fold cross-validation by volunteer; 1 = single split only
     error_grid: tuple[int, int]
     device: str
     mirror_augment: bool          # flip half the training samples left-right (transforms.mirror_inputs)

@@ -1,5 +1,6 @@
 """Run figures as PNG bytes (matplotlib, Agg): error heatmap, coverage heatmap, error
-histogram, loss curves. Every figure is FIGSIZE × DPI = 800×450 px."""
+histogram, loss curves, and with cross-validation the error heatmap of each regime.
+Every figure is FIGSIZE × DPI = 800×450 px."""
 from __future__ import annotations
 
 import io
@@ -36,10 +37,13 @@ def _grid_figure(values: np.ndarray, title: str, label: str, cmap: str) -> bytes
     return _png(fig)
 
 
-def error_heatmap(grid: dict) -> bytes:
+def error_heatmap(grid: dict, title: str = "Mean test error per screen region (empty: no test samples)") -> bytes:
     values = np.array([[np.nan if v is None else v for v in row] for row in grid["mean_px"]], float)
-    return _grid_figure(values, "Mean test error per screen region (empty: no test samples)",
-                        "mean error (px of the sample's screen)", "magma")
+    return _grid_figure(values, title, "mean error (px of the sample's screen)", "magma")
+
+
+REGIME_TITLES = {"zero_shot": "Cross-validated error per region, zero-shot (new person, no calibration)",
+                 "calibrated_9": "Cross-validated error per region, calibrated on the person's 9 dots"}
 
 
 def coverage_heatmap(grid: dict) -> bytes:
@@ -77,7 +81,10 @@ def loss_curves(history: list[dict]) -> bytes:
 
 def run_figures(metrics: dict, test_errors: np.ndarray, history: list[dict]) -> dict[str, bytes]:
     baselines = {name: metrics["test"][name]["mean_px"] for name in ("mean", "ridge")}
-    return {"error_heatmap": error_heatmap(metrics["error_grid"]),
-            "coverage_heatmap": coverage_heatmap(metrics["error_grid"]),
-            "error_histogram": error_histogram(test_errors, baselines),
-            "loss_curves": loss_curves(history)}
+    figures = {"error_heatmap": error_heatmap(metrics["error_grid"]),
+               "coverage_heatmap": coverage_heatmap(metrics["error_grid"]),
+               "error_histogram": error_histogram(test_errors, baselines),
+               "loss_curves": loss_curves(history)}
+    for regime, grid in metrics.get("crossval", {}).get("error_grid", {}).items():
+        figures[f"error_heatmap_{regime}"] = error_heatmap(grid, REGIME_TITLES[regime])
+    return figures

@@ -5,7 +5,7 @@ One training at a time: a Redis key (value = run id, expiring after
 [training] stale_after_seconds) plus a database check for a "running" run with a fresh
 heartbeat (which also covers a foreground run without Redis). While a run executes, a
 thread refreshes both its heartbeat and the key every HEARTBEAT_S seconds, so a run whose
-process died is found by the age of its heartbeat alone (fail_stale_runs, every 10 s on
+process died is found by the age of its heartbeat alone (fail_stale_runs, every 5 s on
 the beat schedule), whatever its worker was called. Claiming a queued run is one
 conditional UPDATE, so a task delivered twice trains once.
 """
@@ -28,7 +28,7 @@ from trainer.params import TrainParams, validate_params
 
 log = logging.getLogger(__name__)
 LOCK_KEY = "gazelab:training-lock"
-HEARTBEAT_S = 5
+HEARTBEAT_S = 3
 
 
 class TrainingBusy(RuntimeError):
@@ -207,8 +207,16 @@ def execute_run(config: Config, run_id: int, worker_name: str = "", progress: bo
     return status
 
 
+def _cancelled(url: str, run_id: int, split_record: dict) -> str:
+    with session_scope(url) as db:
+        run = db.get(TrainingRun, run_id)
+        run.status, run.finished_at, run.split = "cancelled", utcnow(), split_record
+    return "cancelled"
+
+
 def _train_and_store(config: Config, run_id: int, client, progress: bool) -> str:
     from trainer.artifacts import save_artifact, save_figures
+    from trainer.crossval import cross_validate
     from trainer.evaluate import evaluate
     from trainer.plots import run_figures
     from trainer.snapshot import load_snapshot
@@ -219,14 +227,21 @@ def _train_and_store(config: Config, run_id: int, client, progress: bool) -> str
         params = TrainParams.from_config(config, **db.get(TrainingRun, run_id).params)
         snapshot = load_snapshot(db, params.image_size, private_subdir(config, SNAPSHOT_DIR))
     started, history, cancel = time.monotonic(), [], {"requested": False}
+    # Cross-validation trains one model per fold before the final one: the progress says which.
+    phase = {"name": "final model", "started": started}
+
+    def on_fold(number: int, folds: int) -> None:
+        history.clear()
+        phase.update(name=f"fold {number + 1}/{folds}", started=time.monotonic())
 
     def on_epoch(entry: dict) -> None:
         history.append({k: entry[k] for k in ("epoch", "train_loss", "val_loss", "val_error_px")})
-        eta = (time.monotonic() - started) / entry["epoch"] * (params.epochs - entry["epoch"])
+        eta = (time.monotonic() - phase["started"]) / entry["epoch"] * (params.epochs - entry["epoch"])
         with session_scope(url) as db:
             run = db.get(TrainingRun, run_id)
             run.progress = {"epoch": entry["epoch"], "epochs": params.epochs, "train_loss": entry["train_loss"],
-                            "val_error_px": entry["val_error_px"], "eta_s": round(eta, 1), "history": list(history)}
+                            "val_error_px": entry["val_error_px"], "eta_s": round(eta, 1), "history": list(history),
+                            "phase": phase["name"]}
             run.heartbeat_at = utcnow()
             cancel["requested"] = run.cancel_requested
         if client is not None and client.get(LOCK_KEY) == str(run_id).encode():
@@ -237,15 +252,23 @@ def _train_and_store(config: Config, run_id: int, client, progress: bool) -> str
         run.dataset_version, run.heartbeat_at = snapshot.version, utcnow()
         run.progress = {"epoch": 0, "epochs": params.epochs, "train_loss": None, "val_error_px": None,
                         "eta_s": None, "history": []}
+    crossval = None
+    if params.folds > 1:
+        crossval = cross_validate(snapshot, params, on_fold=on_fold, on_epoch=on_epoch,
+                                  should_stop=lambda: cancel["requested"], progress=progress)
+        if crossval is None:
+            return _cancelled(url, run_id, {})
+        history.clear()
+        phase.update(name="final model", started=time.monotonic())
     result = train(snapshot, params, on_epoch=on_epoch, should_stop=lambda: cancel["requested"], progress=progress)
     split_record = {"by": result.split["by"], "sizes": result.split["sizes"], "groups": result.split["groups"]}
     if result.stopped == "cancelled":
-        with session_scope(url) as db:
-            run = db.get(TrainingRun, run_id)
-            run.status, run.finished_at, run.split = "cancelled", utcnow(), split_record
-        return "cancelled"
+        return _cancelled(url, run_id, split_record)
 
     metrics, test_errors = evaluate(snapshot, result.split, result.test_pred, params.error_grid)
+    if crossval is not None:
+        metrics.update(crossval=crossval["crossval"], per_volunteer=crossval["per_volunteer"])
+        split_record["folds"] = crossval["folds"]
     metrics["params"] = result.spec["parameters"]
     metrics["training"] = {"samples_per_s": result.samples_per_s, "best_epoch": result.best_epoch,
                            "stopped": result.stopped, "device": result.device,
@@ -254,7 +277,9 @@ def _train_and_store(config: Config, run_id: int, client, progress: bool) -> str
     with session_scope(url) as db:
         run = db.get(TrainingRun, run_id)
         save_figures(db, run, figures)
-        save_artifact(db, run, result.model, result.spec, result.normalisation, metrics)
+        # the per-volunteer table stays with the run only (one place to scrub on erasure)
+        save_artifact(db, run, result.model, result.spec, result.normalisation,
+                      {k: v for k, v in metrics.items() if k != "per_volunteer"})
         run.metrics, run.split = metrics, split_record
         run.progress = {**run.progress, "eta_s": 0}
         run.status, run.finished_at, run.heartbeat_at = "done", utcnow(), utcnow()

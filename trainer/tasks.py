@@ -5,7 +5,8 @@ from __future__ import annotations
 from celery import shared_task
 from celery.signals import worker_ready
 
-from gazelab.celery_app import FAIL_STALE_RUNS_TASK, FLAG_OUTLIERS_TASK, LONG_JOB_OPTIONS, RETRAIN_TASK
+from gazelab.celery_app import (FAIL_STALE_RUNS_TASK, FIT_CALIBRATIONS_TASK, FLAG_OUTLIERS_TASK,
+                                LONG_JOB_OPTIONS, RETRAIN_TASK)
 from gazelab.db import session_scope
 
 RETRY_WHEN_BUSY_S = 15
@@ -34,6 +35,22 @@ def flag_model_outliers(self) -> dict:
         if predictor is None:
             return {"scored": 0, "flagged": 0}
         return flag_outliers(db, model_errors(db, predictor))
+
+
+@shared_task(name=FIT_CALIBRATIONS_TASK, bind=True)
+def fit_calibrations(self, session_id: str | None = None, artifact_id: int | None = None) -> dict:
+    """Fit the personal calibration of one session (sent when its calibration phase
+    completes) or of every session (sent when a model is promoted), for `artifact_id`
+    (default: the active model)."""
+    from trainer.inference import load_predictor
+    from trainer.personal import fit_sessions
+
+    config = self.app.gazelab_config
+    with session_scope(config.database_url) as db:
+        predictor = load_predictor(db, artifact_id)
+        if predictor is None:
+            return {"sessions": 0, "kept": {}, "artifact_id": None}
+        return fit_sessions(db, predictor, config, session_id)
 
 
 @shared_task(name=FAIL_STALE_RUNS_TASK, bind=True)

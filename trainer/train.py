@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from trainer import snapshot as snapshots
-from trainer.models import build_model, count_parameters, tensors_needed
+from trainer.models import build_model, count_parameters, outputs_and_features, tensors_needed
 from trainer.params import TrainParams
 from trainer.transforms import make_batch, mirror_targets, normalisation_stats, to_tensor
 
@@ -37,6 +37,7 @@ class TrainResult:
     samples_per_s: float = 0.0
     device: str = "cpu"
     test_pred: np.ndarray | None = None
+    test_features: np.ndarray | None = None   # penultimate features (personal calibration)
 
 
 def pick_device(name: str) -> torch.device:
@@ -61,27 +62,39 @@ def px_loss(pred: torch.Tensor, target: torch.Tensor, screen: torch.Tensor) -> t
 
 
 @torch.no_grad()
-def predict(model, tensors, indices, stats, device, batch_size: int = 512) -> np.ndarray:
+def predict_with_features(model, tensors, indices, stats, device,
+                          batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 2) outputs and (n, F) penultimate features of the samples `indices`."""
     model.eval()
-    out = []
+    out, features = [], []
     for start in range(0, len(indices), batch_size):
         index = torch.as_tensor(indices[start:start + batch_size], device=next(iter(tensors.values())).device)
         batch = {k: v.to(device, non_blocking=True) for k, v in make_batch(tensors, index, stats).items()}
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            out.append(model(batch).float().cpu())
-    return torch.cat(out).numpy() if out else np.zeros((0, 2), np.float32)
+            output, feature = outputs_and_features(model, batch)
+        out.append(output.float().cpu())
+        features.append(feature.float().cpu())
+    if not out:
+        return np.zeros((0, 2), np.float32), np.zeros((0, 0), np.float32)
+    return torch.cat(out).numpy(), torch.cat(features).numpy()
+
+
+def predict(model, tensors, indices, stats, device, batch_size: int = 512) -> np.ndarray:
+    return predict_with_features(model, tensors, indices, stats, device, batch_size)[0]
 
 
 def train(snapshot: snapshots.Snapshot, params: TrainParams, *,
           on_epoch: Callable[[dict], None] | None = None,
-          should_stop: Callable[[], bool] | None = None, progress: bool = False) -> TrainResult:
+          should_stop: Callable[[], bool] | None = None, progress: bool = False,
+          split: dict | None = None) -> TrainResult:
+    """Train on `split` (snapshot.split's layout; default: the single split from params)."""
     # ---- setup: seed, device, split ----
     torch.manual_seed(params.seed)
     np.random.seed(params.seed)
     device = pick_device(params.device)
     if device.type == "cpu":
         torch.set_num_threads(os.cpu_count() or 1)
-    split = snapshots.split(snapshot, params.validation_fraction, params.test_fraction, params.seed)
+    split = split or snapshots.split(snapshot, params.validation_fraction, params.test_fraction, params.seed)
     train_idx, val_idx, test_idx = (split["indices"][k] for k in ("train", "validation", "test"))
 
     # ---- data: uint8 tensors, on the GPU when they fit ----
@@ -175,5 +188,5 @@ def train(snapshot: snapshots.Snapshot, params: TrainParams, *,
     if best_state is not None:
         model.load_state_dict(best_state)
     result.samples_per_s = train_samples / train_seconds if train_seconds else 0.0
-    result.test_pred = predict(model, tensors, test_idx, stats, device)
+    result.test_pred, result.test_features = predict_with_features(model, tensors, test_idx, stats, device)
     return result

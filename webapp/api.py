@@ -5,11 +5,14 @@ The contract is the OpenAPI document in webapp/openapi.py (served at /api/v1/ope
 """
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+import logging
+
+from flask import Blueprint, current_app, jsonify, request
 
 from collection import ingest, targets
 from collection.erasure import delete_volunteer as delete_volunteer_everywhere
-from gazelab.schema import TRIAL_KINDS, Volunteer
+from gazelab.celery_app import FIT_CALIBRATIONS_TASK
+from gazelab.schema import TRIAL_KINDS, ModelArtifact, Volunteer
 from webapp import get_config, get_db, ratelimit
 from webapp.admin.auth import current_admin
 from webapp.csrf import csrf_valid
@@ -19,6 +22,7 @@ from webapp.validation import (Field, bearer_token, json_body, parse_fields, par
                                parse_json_text)
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+log = logging.getLogger(__name__)
 
 MAX_SCREEN = max(ingest.MAX_SCREEN_WIDTH, ingest.MAX_SCREEN_HEIGHT)
 SESSION_FIELDS = {
@@ -49,7 +53,7 @@ FRAME_META_FIELDS = {
     "captured_at": Field("datetime"),
 }
 SETTINGS_KEYS = ("target_radius", "fixation_delay_ms", "capture_window_ms", "capture_fps",
-                 "attention_ms", "dots_per_session", "pursuit", "pursuit_seconds",
+                 "attention_ms", "dots_per_session", "pursuit", "pursuit_seconds", "validation_points",
                  "target_speed", "skip_frames", "record_frame_rate", "avg_window_length")
 
 
@@ -144,7 +148,20 @@ def create_trial(session_id: str):
     session = _session(session_id, write=True)
     fields = parse_fields(json_body(request), TRIAL_FIELDS)
     trial, duplicate = ingest.add_trial(get_db(), session, **fields)
+    if not duplicate and ingest.ends_calibration(get_db(), trial):
+        _queue_calibration_fit(session.id)
     return jsonify(trial_id=trial.id, duplicate=duplicate), 200 if duplicate else 201
+
+
+def _queue_calibration_fit(session_id: str) -> None:
+    """Fit the session's personal calibration under the active model on a worker. A
+    broker outage must not fail the volunteer's request (promoting a model refits all)."""
+    if ModelArtifact.active_id(get_db()) is None:
+        return
+    try:
+        current_app.extensions["celery"].send_task(FIT_CALIBRATIONS_TASK, kwargs={"session_id": session_id})
+    except Exception:
+        log.warning("could not queue the calibration fit of session %s", session_id, exc_info=True)
 
 
 @bp.patch("/sessions/<session_id>/trials/<int:trial_id>")
@@ -173,7 +190,7 @@ def next_targets(session_id: str):
     session = _session(session_id)
     args = parse_fields(request.args.to_dict(), {
         "n": Field("str", required=False, max_len=4),
-        "kind": Field("enum", required=False, choices=("collection", "calibration")),
+        "kind": Field("enum", required=False, choices=("collection", "calibration", "validation")),
     }, "query")
     n = parse_int("n", args["n"], 1, 200, default=10)
     points, sampler = targets.next_targets(get_db(), get_config(), session, n,
@@ -198,7 +215,21 @@ def coverage():
 
 @bp.post("/sessions/<session_id>/finish")
 def finish(session_id: str):
-    return jsonify(ingest.finish_session(get_db(), _session(session_id)))
+    session = _session(session_id)
+    was_active = session.status == "active"
+    summary = ingest.finish_session(get_db(), session)
+    if was_active:  # refit with every calibration frame in (late uploads included)
+        _queue_calibration_fit(session.id)
+    return jsonify(summary)
+
+
+@bp.get("/sessions/<session_id>/accuracy")
+def accuracy(session_id: str):
+    """How well the tracker followed this volunteer on their validation dots (finish page)."""
+    from trainer.inference import load_predictor, session_accuracy
+    session = _session(session_id)
+    db = get_db()
+    return jsonify(session_accuracy(db, load_predictor(db), session, get_config()))
 
 
 @bp.delete("/volunteers/<volunteer_id>")

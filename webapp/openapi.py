@@ -98,9 +98,12 @@ def openapi_document() -> dict[str, Any]:
                 params=[SESSION_ID,
                         {"name": "n", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
                         {"name": "kind", "in": "query",
-                         "schema": {"type": "string", "enum": ["collection", "calibration"]}}])},
+                         "schema": {"type": "string", "enum": ["collection", "calibration", "validation"]}}])},
             "/sessions/{session_id}/finish": {"post": _op(
                 "Finish the session", {"200": _json("Summary")}, params=[SESSION_ID])},
+            "/sessions/{session_id}/accuracy": {"get": _op(
+                "Accuracy and precision of the tracker on this session's validation dots",
+                {"200": _json("Accuracy")}, params=[SESSION_ID])},
             "/coverage": {"get": _op(
                 "One session's accepted samples per normalised screen cell (its upload token)",
                 {"200": _json("Coverage")},
@@ -186,6 +189,16 @@ def openapi_document() -> dict[str, Any]:
                              "properties": {"cols": {"type": "integer"}, "rows": {"type": "integer"},
                                             "counts": {"type": "array", "items": {
                                                 "type": "array", "items": {"type": "integer"}}}}},
+                "Accuracy": {"type": "object", "required": ["available"],
+                             "properties": {"available": {"type": "boolean"}, "reason": {"type": "string"},
+                                            "dots": {"type": "integer"}, "frames": {"type": "integer"},
+                                            "mean_px": {"type": "number"},
+                                            "mean_cm": {"type": "number", "nullable": True},
+                                            "mean_deg": {"type": "number", "nullable": True},
+                                            "distance_cm": {"type": "number", "nullable": True},
+                                            "precision_px": {"type": "number", "nullable": True},
+                                            "calibrated": {"type": "boolean"}, "passed": {"type": "boolean"},
+                                            "threshold_px": {"type": "number"}}},
                 "Deleted": {"type": "object", "required": ["deleted"],
                             "properties": {"deleted": {"type": "object",
                                                        "additionalProperties": {"type": "integer"}}}},

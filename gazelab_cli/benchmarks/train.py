@@ -27,23 +27,28 @@ from trainer.synthetic import insert_dataset
 from trainer.train import TrainParams, train
 
 
-def bench_config(config: Config, source: str, volunteers: int, samples: int, seed: int) -> Config:
+def bench_config(config: Config, source: str, volunteers: int, samples: int, seed: int,
+                 bench: str = "train") -> Config:
     """The same configuration, pointed at a bench database of its own (the cache)."""
-    folder = config.data_dir / "bench-train" / f"{source}-v{volunteers}-s{samples}-seed{seed}"
+    folder = config.data_dir / f"bench-{bench}" / f"{source}-v{volunteers}-s{samples}-seed{seed}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("GAZELAB_SERVER_")}
     env.update({"GAZELAB_CONFIG": str(config.path), "GAZELAB_SERVER_DATA_DIR": str(folder),
                 "GAZELAB_SERVER_DATABASE_URL": f"sqlite:///{folder}/bench.db"})
     return load_config(environ=env)
 
 
-def prepare_data(config: Config, source: str, volunteers: int, samples: int, seed: int) -> dict:
+def prepare_data(config: Config, source: str, volunteers: int, samples: int, seed: int,
+                 calibration_frames: int = 0) -> dict:
+    """Fill the bench database unless it is filled already (`calibration_frames`: synthetic
+    source only; the simulator always runs the 9-dot calibration)."""
     migrate.upgrade(config.database_url)
     if source == "simulator":
         from simulator.demo import run_demo
         return run_demo(config, volunteers, samples, seed=seed)
     with session_scope(config.database_url) as db:
         cached = db.scalar(select(func.count(Sample.id)))
-        created = 0 if cached else insert_dataset(db, volunteers, samples, seed=seed)
+        created = 0 if cached else insert_dataset(db, volunteers, samples, seed=seed,
+                                                  calibration_frames=calibration_frames)
     return {"samples_created": created, "samples_cached": cached}
 
 

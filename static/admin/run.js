@@ -39,7 +39,7 @@
     const p = run.progress || {};
     statusEl.textContent = run.status;
     statusEl.className = "status-" + run.status;
-    let text = `epoch ${p.epoch ?? 0} of ${p.epochs ?? run.params.epochs ?? "?"}`;
+    let text = `${p.phase ? p.phase + ": " : ""}epoch ${p.epoch ?? 0} of ${p.epochs ?? run.params.epochs ?? "?"}`;
     if (Number.isFinite(p.val_error_px)) text += ` · validation error ${p.val_error_px.toFixed(1)} px`;
     if (Number.isFinite(p.eta_s) && run.status === "running") text += ` · about ${Math.round(p.eta_s)} s left`;
     progressEl.textContent = text;

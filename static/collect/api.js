@@ -99,6 +99,10 @@ export class SessionApi {
     return this.call("POST", "/finish");
   }
 
+  accuracy() {
+    return this.call("GET", "/accuracy");
+  }
+
   coverage(cols, rows) {
     return request("GET", `/api/v1/coverage?cols=${cols}&rows=${rows}&session_id=${encodeURIComponent(this.id)}`,
                    { token: this.token });

@@ -1,11 +1,12 @@
 // The volunteer page: consent → camera check → screen set-up → 9-point calibration →
-// dot task → (pursuit) → finish. The session is created at consent with the window's size;
+// dot task → validation (check) dots → (pursuit) → finish. The session is created at consent with the window's size;
 // the screen set-up step PATCHes the fullscreen size and mm per px before any frame is stored. State is mirrored on <body> as data attributes
 // (data-step, data-queue, data-captured, data-uploaded, data-failed, data-session-id)
 // so that people and tests can see what is going on.
 //
 // Test knobs (URL query; defaults come from the server's settings): dots, fixation,
-// capture, fps, attention, pursuit (0/1), pursuit_seconds, calibration (points, 0-9).
+// capture, fps, attention, pursuit (0/1), pursuit_seconds, calibration (points, 0-9),
+// validation (check dots, 0 = none).
 
 import { SessionApi, createSession } from "./api.js";
 import { FrameGrabber, closeCamera, explainCameraError, openCamera } from "./camera.js";
@@ -64,7 +65,7 @@ function readOverrides(settings) {
   const names = {
     dots: "dots_per_session", fixation: "fixation_delay_ms", capture: "capture_window_ms",
     fps: "capture_fps", attention: "attention_ms", pursuit_seconds: "pursuit_seconds",
-    calibration: "calibration_points",
+    calibration: "calibration_points", validation: "validation_points",
   };
   const out = { calibration_points: 9, ...settings };
   for (const [param, key] of Object.entries(names)) {
@@ -357,7 +358,7 @@ async function runTask() {
   // back to full screen if it was left since the set-up; a window that changed size since
   // then is stored again, so that every target fits it (no frame is stored yet)
   if (state.wantFullscreen && !document.fullscreenElement) await enterFullscreen();
-  let calibration, dots, glidePoints;
+  let calibration, dots, checks, glidePoints;
   try {
     if (window.innerWidth !== state.screen.width || window.innerHeight !== state.screen.height) {
       // after a resume with pictures stored, the session keeps its screen (the server says 409)
@@ -365,6 +366,7 @@ async function runTask() {
     }
     calibration = (await fetchTargets("calibration", 9)).slice(0, s.calibration_points);
     dots = await fetchTargets("collection", s.dots_per_session);
+    checks = s.validation_points ? await fetchTargets("validation", s.validation_points) : [];
     glidePoints = s.pursuit ? await fetchTargets("collection", Math.ceil(s.pursuit_seconds * 2) + 2) : [];
   } catch (error) {
     fail(`We could not prepare the dots (${error.message}). Please start again.`);
@@ -386,6 +388,10 @@ async function runTask() {
     await state.task.runDots("calibration", calibration);
     body.dataset.phase = "collection";
     await state.task.runDots("collection", dots);
+    if (checks.length) {  // check dots: never trained on, they measure the tracker for this person
+      body.dataset.phase = "validation";
+      await state.task.runDots("validation", checks);
+    }
     if (s.pursuit && glidePoints.length > 1) {
       body.dataset.phase = "pursuit";
       await state.task.runPursuit(glidePoints);
@@ -416,6 +422,7 @@ function showProgress({ kind, done, total, msLeft }) {
   $("progress").setAttribute("aria-valuenow", Math.round(fraction * 100));
   const label = kind === "calibration" ? `Getting started: dot ${Math.min(done + 1, total)} of ${total}`
     : kind === "pursuit" ? "Follow the gliding dot"
+    : kind === "validation" ? `Checking how well it works: dot ${Math.min(done + 1, total)} of ${total}`
     : `Dot ${Math.min(done + 1, total)} of ${total}`;
   $("progress-text").textContent = `${label} · ${formatTimeLeft(msLeft)}${uploadNote()}`;
   body.dataset.done = done;
@@ -498,11 +505,29 @@ async function finish() {
     `We kept ${accepted} of your ${accepted + rejected + flagged} pictures` +
     (flagged ? ` (${flagged} more wait for a second look)` : "") +
     `. You answered ${state.task.results.attentionPassed} of ${state.task.results.trials} letters right.`;
+  showAccuracy();
   try {
     const coverage = await state.api.coverage(16, 9);
     drawCoverage($("coverage"), coverage, state.screen.width / state.screen.height);
   } catch (error) {
     $("coverage-figure").hidden = true;
+  }
+}
+
+/** In plain words, how well the tracker followed this volunteer's eyes on the check dots. */
+async function showAccuracy() {
+  const out = $("finish-accuracy");
+  try {
+    const a = await state.api.accuracy();
+    body.dataset.accuracy = a.available ? "shown" : "none";
+    if (!a.available) return;
+    const size = a.mean_cm != null ? ` (about ${a.mean_cm.toFixed(1)} cm on your screen` +
+      (a.mean_deg != null ? `, ${a.mean_deg.toFixed(1)}° of your view)` : ")") : "";
+    out.textContent = `On the ${a.dots} check dots at the end, the tracker followed your eyes to within ` +
+      `${Math.round(a.mean_px)} pixels on average${size}. ` +
+      (a.passed ? "That is good enough to use for you." : "That is less precise than we would like: thank you all the same, your pictures still help.");
+  } catch (error) {
+    body.dataset.accuracy = "error";
   }
 }
 

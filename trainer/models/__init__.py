@@ -25,3 +25,15 @@ def tensors_needed(inputs: str) -> tuple[str, ...]:
     for part in INPUTS[inputs]:
         names += {"eyes": ["l_eye", "r_eye"]}.get(part, [part])
     return tuple(names)
+
+
+def outputs_and_features(model: nn.Module, batch: dict) -> tuple:
+    """The model's (x, y) output and the input of its last layer — the penultimate
+    features the personal calibration maps (every architecture ends in `head[-1]`)."""
+    captured = []
+    handle = model.head[-1].register_forward_hook(lambda _m, inputs, _out: captured.append(inputs[0]))
+    try:
+        output = model(batch)
+    finally:
+        handle.remove()
+    return output, captured[0]

@@ -9,4 +9,4 @@ from flask import Blueprint
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
-from webapp.admin import auth, export, live, overview, review, training  # noqa: E402,F401
+from webapp.admin import auth, export, live, overview, review, sessions, training  # noqa: E402,F401

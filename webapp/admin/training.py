@@ -7,7 +7,7 @@ from flask import Response, current_app, flash, jsonify, redirect, render_templa
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gazelab.celery_app import FLAG_OUTLIERS_TASK
+from gazelab.celery_app import FIT_CALIBRATIONS_TASK, FLAG_OUTLIERS_TASK
 from gazelab.config import SPEC
 from gazelab.schema import ModelArtifact, RunFigure, TrainingRun
 from trainer import runs as training_runs
@@ -16,9 +16,10 @@ from webapp.admin import bp
 from webapp.errors import ApiError
 from webapp.validation import MAX_DATABASE_ID, parse_int
 
-FIGURES = ("error_heatmap", "coverage_heatmap", "error_histogram", "loss_curves")
+FIGURES = ("error_heatmap", "coverage_heatmap", "error_histogram", "loss_curves",
+           "error_heatmap_zero_shot", "error_heatmap_calibrated_9")
 # The form's fields; values are checked (and defaulted) by trainer.params from the config spec.
-FORM_FIELDS = ("epochs", "batch_size", "learning_rate", "architecture", "inputs")
+FORM_FIELDS = ("epochs", "batch_size", "learning_rate", "architecture", "inputs", "folds")
 
 
 def form_params(form) -> dict[str, Any]:
@@ -107,9 +108,13 @@ def promote_run(run_id: int):
     training_runs.promote(db, artifact.id)
     flash(f"Model of run {run_id} is now active.")
     try:
-        current_app.extensions["celery"].send_task(FLAG_OUTLIERS_TASK)
-        flash("Scoring every sample under it in the background; outliers (> 3 × median error) "
-              "will be flagged for review.")
+        # Personal calibrations of every session under the new model first, then outlier
+        # scoring through them (a chain of tasks sent by name).
+        celery = current_app.extensions["celery"]
+        (celery.signature(FIT_CALIBRATIONS_TASK, kwargs={"artifact_id": artifact.id}, immutable=True)
+         | celery.signature(FLAG_OUTLIERS_TASK, immutable=True)).apply_async()
+        flash("Fitting every session's personal calibration under it, then scoring every sample "
+              "in the background; outliers (> 3 × median error) will be flagged for review.")
     except Exception:  # the broker is down: promotion stands, scoring waits for the button
         flash("Could not queue outlier scoring (broker unreachable); use 'Flag model outliers' "
               "on the review page.", "error")

@@ -32,7 +32,8 @@ def delete_volunteer(db: Session, config: Config, volunteer_id: str) -> dict[str
     image_bytes = db.scalar(select(func.coalesce(func.sum(
         func.length(SampleImages.face) + func.length(SampleImages.face_aligned)
         + func.length(SampleImages.l_eye) + func.length(SampleImages.r_eye)
-        + func.length(SampleImages.head_pos)), 0)).where(SampleImages.sample_id.in_(samples))) or 0
+        + func.length(SampleImages.head_pos)
+        + func.coalesce(func.length(SampleImages.landmarks), 0)), 0)).where(SampleImages.sample_id.in_(samples))) or 0
     raw_bytes = db.scalar(select(func.coalesce(func.sum(func.length(RawFrame.jpeg)), 0)).where(
         RawFrame.sample_id.in_(samples))) or 0
     removed = {

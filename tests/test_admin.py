@@ -116,7 +116,8 @@ def test_pages_redirect_and_apis_answer_401_without_login(gz, client):
     response = client.get("/admin/api/runs/1")
     assert response.status_code == 401
     assert response.get_json()["error"] == "login_required"
-    for path in ("/admin/review/session", "/admin/runs", "/admin/api/live/frame", "/admin/logout"):
+    for path in ("/admin/review/session", "/admin/runs", "/admin/api/live/frame", "/admin/api/live/calibration",
+                 "/admin/logout"):
         assert client.post(path, data={"csrf_token": "x"}).status_code == 401, path
 
 
@@ -416,3 +417,6 @@ def test_live_endpoint_needs_frame_screen_and_model(gz, admin_client):
     assert response.status_code == 409 and response.get_json()["error"] == "no_active_model"
     response = admin_client.post("/admin/api/live/frame", data={"frame": frame()})
     assert response.status_code == 400 and response.get_json()["error"] == "csrf_failed"
+    response = admin_client.post("/admin/api/live/calibration", headers=headers,
+                                 data={"frame": frame(), "screen_width": "1600", "screen_height": "900"})
+    assert response.status_code == 409 and response.get_json()["error"] == "no_active_model"

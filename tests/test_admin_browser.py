@@ -156,10 +156,14 @@ def test_retrain_progress_figures_promote_outliers_and_live_dot(gz, worker, web,
         page.click("text=Flag model outliers")
         expect(page.locator(".flash").first).to_contain_text("Scoring every sample under the active model")
 
-        # live tracking from the (fake) webcam: a dot appears with an expected-error radius
+        # live tracking from the (fake) webcam: 9 calibration dots first, then a dot with an
+        # expected-error radius through the personal calibration they fitted
         page.click("text=Live")
         page.click("#start")
+        expect(page.locator("#live-status")).to_contain_text("Calibrating: look at the yellow dot", timeout=30_000)
         expect(page.locator("#live-status")).to_contain_text("expected error", timeout=60_000)
+        assert page.evaluate("document.body.dataset.calibration") in ("fitted", "identity")
+        assert "Tracking (" in page.inner_text("#live-status")
         page.wait_for_timeout(800)
         screenshot(page, "admin-live")
 

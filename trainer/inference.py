@@ -17,7 +17,7 @@ from collection.codec import decode_crop, decode_landmarks
 from gazelab.schema import (CROP_KINDS, CollectionSession, ModelArtifact, Sample, SampleImages,
                             SessionCalibration, Trial)
 from trainer.artifacts import load_model
-from trainer.calibration import Calibration
+from trainer.calibration import Calibration, fit as fit_calibration
 from trainer.models import outputs_and_features, tensors_needed
 from trainer.transforms import make_batch, to_tensor
 
@@ -59,6 +59,16 @@ class Predictor:
         mapping = db.scalar(select(SessionCalibration.mapping).where(
             SessionCalibration.session_id == session_id, SessionCalibration.artifact_id == self.artifact_id))
         return Calibration.from_dict(mapping) if mapping else None
+
+    def fit_calibration(self, samples: list[dict], targets: np.ndarray, trials: np.ndarray,
+                        screen: tuple[int, int]) -> tuple[Calibration | None, dict]:
+        """A personal calibration from `samples` looking at `targets` (screen fractions),
+        grouped by dot in `trials` — for the live page, which has no collection session.
+        None when the identity is kept."""
+        outputs, features = self.outputs_and_features(samples)
+        screens = np.tile(np.asarray(screen, np.float64), (len(samples), 1))
+        mapping, report = fit_calibration(outputs, features, np.asarray(targets, np.float64), trials, screens)
+        return (mapping if report["kept"] == "ridge" else None), report
 
     @torch.no_grad()
     def outputs_and_features(self, samples: list[dict]) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,13 @@
-// Live tracking: send webcam frames to the server, draw the smoothed predicted gaze point.
+// Live tracking: a 9-dot calibration first (its frames fit a personal calibration of the
+// active model on the server, which this page keeps and sends with every frame), then send
+// webcam frames to the server and draw the smoothed predicted gaze point.
 (() => {
   const script = document.currentScript;
   const url = script.dataset.url;
+  const calibrationUrl = script.dataset.calibrationUrl;
+  const DOTS = [0.1, 0.5, 0.9].flatMap(y => [0.1, 0.5, 0.9].map(x => [x, y]));
+  const SETTLE_MS = 700, FRAMES_PER_DOT = 3, FRAME_GAP_MS = 150;
+  let calibration = null, calibrated = "not calibrated";
   const windowLength = Number(script.dataset.window) || 5;
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
   const video = document.getElementById("camera");
@@ -24,14 +30,56 @@
     ctx.beginPath(); ctx.arc(x, y, 6, 0, 2 * Math.PI); ctx.fill();
   }
 
+  async function grabFrame() {
+    grab.width = video.videoWidth; grab.height = video.videoHeight;
+    if (!grab.width) return null;
+    grab.getContext("2d").drawImage(video, 0, 0);
+    return new Promise(r => grab.toBlob(r, "image/jpeg", 0.9));
+  }
+
+  function drawTarget(x, y) {
+    const ctx = stage.getContext("2d");
+    ctx.fillStyle = "#222"; ctx.fillRect(0, 0, stage.width, stage.height);
+    ctx.fillStyle = "#ffd24a";
+    ctx.beginPath(); ctx.arc(x, y, 12, 0, 2 * Math.PI); ctx.fill();
+  }
+
+  const sleep = ms => new Promise(r => setTimeout(r, ms));
+
+  /** Look at each of 9 dots; their frames fit this person's calibration on the server. */
+  async function calibrate() {
+    const body = new FormData(), targets = [];
+    for (const [index, [fx, fy]] of DOTS.entries()) {
+      if (!running) return;
+      const x = fx * stage.width, y = fy * stage.height;
+      statusEl.textContent = `Calibrating: look at the yellow dot (${index + 1} of ${DOTS.length})`;
+      drawTarget(x, y);
+      await sleep(SETTLE_MS);
+      for (let k = 0; k < FRAMES_PER_DOT; k += 1) {
+        const blob = await grabFrame();
+        if (blob) { body.append("frame", blob, "frame.jpg"); targets.push([x, y, index]); }
+        await sleep(FRAME_GAP_MS);
+      }
+    }
+    body.append("targets", JSON.stringify(targets));
+    body.append("screen_width", String(stage.width));
+    body.append("screen_height", String(stage.height));
+    try {
+      const response = await fetch(calibrationUrl, {method: "POST", body, headers: {"X-CSRF-Token": csrf}});
+      const result = await response.json();
+      calibration = response.ok && result.calibration ? JSON.stringify(result.calibration) : null;
+      calibrated = calibration ? "calibrated" : "calibration kept the model as it is";
+    } catch (e) { calibrated = "not calibrated (server unreachable)"; }
+    document.body.dataset.calibration = calibration ? "fitted" : "identity";
+  }
+
   async function sendFrame() {
     if (!running) return;
-    grab.width = video.videoWidth; grab.height = video.videoHeight;
-    if (grab.width) {
-      grab.getContext("2d").drawImage(video, 0, 0);
-      const blob = await new Promise(r => grab.toBlob(r, "image/jpeg", 0.9));
+    const blob = await grabFrame();
+    if (blob) {
       const body = new FormData();
       body.append("frame", blob, "frame.jpg");
+      if (calibration) body.append("calibration", calibration);
       body.append("screen_width", String(stage.width));
       body.append("screen_height", String(stage.height));
       try {
@@ -43,7 +91,7 @@
           points.push({x: result.x, y: result.y});
           points = points.slice(-windowLength);
           radius = result.radius;
-          statusEl.textContent = `Tracking · expected error ${Math.round(radius)} px`;
+          statusEl.textContent = `Tracking (${calibrated}) · expected error ${Math.round(radius)} px`;
           draw();
         }
       } catch (e) { statusEl.textContent = "Server unreachable."; }
@@ -56,7 +104,7 @@
       stream = await navigator.mediaDevices.getUserMedia({video: {width: 640, height: 480}});
     } catch (e) { statusEl.textContent = "Camera refused: " + e.message; return; }
     video.srcObject = stream; running = true; statusEl.textContent = "Starting…";
-    video.onloadeddata = sendFrame;
+    video.onloadeddata = async () => { await calibrate(); sendFrame(); };
   });
   document.getElementById("stop").addEventListener("click", () => {
     running = false; points = [];

@@ -1,13 +1,18 @@
 """Live tracking: the admin's webcam frames → extraction → the active model → a gaze point.
 
-The page smooths the points over [collection] avg_window_length frames (the reference's
-track mode) and draws a dot whose radius is the model's expected error in that region.
+The page starts with a 9-dot calibration: its frames fit a personal calibration of the
+active model (trainer.inference.Predictor.fit_calibration), which the page keeps and
+sends back with every frame (web workers share no memory), so tracking runs through the
+calibrated model. It smooths the points over [collection] avg_window_length frames (the
+reference's track mode) and draws a dot whose radius is the model's expected error there.
 """
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
+import numpy as np
 from flask import jsonify, render_template, request
 from sqlalchemy.orm import Session
 
@@ -64,8 +69,49 @@ def live_frame():
     result = extract(frame.read(), get_config())
     if not result.features:
         return jsonify(found=False, message=result.message, reasons=list(result.reasons))
-    x_norm, y_norm = (float(v) for v in predictor.predict([features_inputs(result.features)])[0])
+    calibration = _calibration_field()
+    x_norm, y_norm = (float(v) for v in predictor.predict([features_inputs(result.features)], calibration)[0])
     x_norm, y_norm = min(max(x_norm, 0.0), 1.0), min(max(y_norm, 0.0), 1.0)
     radius = float(predictor.expected_error_px(x_norm, y_norm, (width, height)))
     return jsonify(found=True, message=result.message, x=x_norm * width, y=y_norm * height,
                    radius=radius)
+
+
+def _calibration_field():
+    """The calibration the page got from live_calibration, sent back as JSON (or none)."""
+    from trainer.inference import Calibration
+    raw = request.form.get("calibration")
+    if not raw:
+        return None
+    try:
+        return Calibration.from_dict(json.loads(raw))
+    except (ValueError, KeyError, TypeError):
+        raise ApiError(400, "bad_calibration", "calibration must be the object live/calibration returned") from None
+
+
+@bp.post("/api/live/calibration")
+def live_calibration():
+    """Frames taken while the admin looked at the 9 dots (multipart 'frame', repeated, and
+    'targets': JSON [[x, y, dot], ...] in CSS px) → the calibration to send with each frame."""
+    from collection.extraction import extract
+    from trainer.inference import features_inputs
+
+    width, height = _screen_size()
+    predictor = active_predictor(get_db())
+    if predictor is None:
+        raise ApiError(409, "no_active_model", "promote a model first")
+    frames = request.files.getlist("frame")
+    try:
+        targets = [(float(x), float(y), int(dot)) for x, y, dot in json.loads(request.form.get("targets", ""))]
+    except (ValueError, TypeError, OverflowError):
+        raise ApiError(400, "bad_targets", "targets must be JSON [[x, y, dot], ...]") from None
+    if not frames or len(frames) != len(targets) or len(frames) > 200:
+        raise ApiError(400, "bad_frames", "send 1-200 frames, one target each")
+    found = [(extract(f.read(), get_config()).features, t) for f, t in zip(frames, targets)]
+    found = [(features, t) for features, t in found if features is not None]
+    if not found:
+        return jsonify(calibration=None, report={"frames": 0, "kept": "identity"})
+    fractions = np.array([[x / width, y / height] for _, (x, y, _) in found])
+    mapping, report = predictor.fit_calibration([features_inputs(f) for f, _ in found], fractions,
+                                                np.array([dot for _, (_, _, dot) in found]), (width, height))
+    return jsonify(calibration=mapping.as_dict() if mapping else None, report=report)

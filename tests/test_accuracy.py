@@ -228,7 +228,7 @@ def test_admin_sessions_page_shows_validation_accuracy_and_filters_by_verdict(gz
     assert client.get("/admin/sessions?validation=maybe").status_code == 400
 
     # a session's calibration (fitted from their frames) goes when the volunteer is erased
-    from collection.ingest import delete_volunteer
+    from collection.erasure import delete_volunteer
     with session_scope(gz.database_url) as db:
-        delete_volunteer(db, "poor")
+        delete_volunteer(db, gz.config, "poor")
         assert {c.session_id for c in db.query(SessionCalibration)} == {"s-good"}

@@ -16,10 +16,11 @@ import torch
 
 from gazelab.config import Config
 from gazelab.db import session_scope
+from gazelab.files import SNAPSHOT_DIR, private_subdir
 from gazelab_cli.benchmarks.train import bench_config, prepare_data
 from trainer.crossval import cross_validate
 from trainer.snapshot import load_snapshot
-from trainer.train import TrainParams
+from trainer.params import TrainParams
 
 CALIBRATION_FRAMES = 4   # synthetic source: frames per calibration dot (the page captures ~4)
 
@@ -40,7 +41,7 @@ def run(config: Config, volunteers: int, samples: int, folds: int, seed: int, ep
     data_config = bench_config(config, source, volunteers, samples, seed, bench="accuracy")
     data = prepare_data(data_config, source, volunteers, samples, seed, CALIBRATION_FRAMES)
     with session_scope(data_config.database_url) as db:
-        snapshot = load_snapshot(db, config.collection.image_size, data_config.data_dir / "snapshots")
+        snapshot = load_snapshot(db, config.collection.image_size, private_subdir(data_config, SNAPSHOT_DIR))
     data_s = time.perf_counter() - started
     params = TrainParams.from_config(config, epochs=epochs, device=device, folds=folds, seed=seed,
                                      architecture="compact", inputs="full")

@@ -2,8 +2,9 @@
 and for the retention purge alike.
 
 Every copy: the rows (samples, crops, raw frames, trials, sessions and whatever refers to
-them by foreign key), the training snapshots and export zips in data_dir (any of them may
-hold the crops; they are rebuilt on demand), the volunteer's and their sessions' ids in
+them by foreign key), the training snapshots in data_dir and every export zip in the blob
+store (any of them may hold the crops; they are rebuilt on demand) — other nodes drop their
+own snapshots when their worker's heartbeat sees the erasure count move — the volunteer's and their sessions' ids in
 training runs' splits and per-volunteer tables (replaced by a count; the run is marked as
 trained on since-deleted data). SQLite zeroes deleted pages (secure_delete) and the WAL is
 checkpointed and truncated afterwards, so no page of the file keeps the faces.
@@ -11,16 +12,21 @@ checkpointed and truncated afterwards, so no page of the file keeps the faces.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from gazelab import broker
+from gazelab.blobs import blob_store
 from gazelab.config import Config
 from gazelab.db import checkpoint
-from gazelab.files import EXPORT_DIR, SNAPSHOT_DIR
+from gazelab.files import EXPORT_DIR, remove_snapshots
 from gazelab.schema import (CollectionSession, ExportJob, ModelArtifact, RawFrame, Sample,
                             SampleImages, TrainingRun, Trial, Volunteer, utcnow)
+
+logger = logging.getLogger(__name__)
 
 
 def delete_volunteer(db: Session, config: Config, volunteer_id: str) -> dict[str, int]:
@@ -49,6 +55,8 @@ def delete_volunteer(db: Session, config: Config, volunteer_id: str) -> dict[str
     removed["files"] = _remove_copies(db, config) if removed["samples"] else 0
     db.commit()
     checkpoint(config.database_url)
+    if removed["samples"]:
+        _tell_other_nodes(config)
     removed["bytes"] = int(image_bytes) + int(raw_bytes)
     return removed
 
@@ -98,16 +106,29 @@ def _without(value: Any, ids: set[str]) -> tuple[Any, int]:
 
 
 def _remove_copies(db: Session, config: Config) -> int:
-    """Delete every snapshot and export file (rebuilt on demand); finished exports expire."""
-    removed = 0
-    for name in (SNAPSHOT_DIR, EXPORT_DIR):
-        folder = config.data_dir / name
-        for path in folder.glob("*") if folder.is_dir() else ():
-            path.unlink(missing_ok=True)
-            removed += 1
+    """Delete this node's snapshots and every export zip (rebuilt on demand); finished exports
+    expire."""
+    removed = remove_snapshots(config)
+    store = blob_store(config)
+    for key in store.keys(EXPORT_DIR):
+        store.delete(key)
+        removed += 1
+    local = config.data_dir / EXPORT_DIR           # exports being written on this node
+    for path in local.iterdir() if local.is_dir() else ():
+        path.unlink(missing_ok=True)
+        removed += 1
     for job in db.scalars(select(ExportJob).where(ExportJob.status == "done")):
         job.status, job.error = "expired", "removed: a volunteer in it asked for their data to be deleted"
     return removed
+
+
+def _tell_other_nodes(config: Config) -> None:
+    """Bump the erasure count that every worker watches (gazelab.broker.ERASURES_KEY)."""
+    try:
+        broker.note_erasure(broker.broker_url(config))
+    except Exception:   # other nodes then drop theirs at the next erasure they hear of
+        logger.exception("erasure done here, but the broker is unreachable: other nodes were "
+                         "not told to drop their training snapshots")
 
 
 def purge_expired(db: Session, config: Config) -> int:

@@ -31,3 +31,4 @@ class Unauthorized(DomainError):
 
 class Forbidden(DomainError):
     """Credentials were given but do not grant this."""
+

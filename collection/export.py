@@ -1,5 +1,6 @@
-"""Exports: a zip in the reference project's layout, written by a worker into
-data_dir/exports (never inside a web request), with its progress on an ExportJob row.
+"""Exports: a zip in the reference project's layout, written by a worker (never inside a web
+request) and put in the blob store under exports/ (gazelab.blobs: the data dir, a shared
+folder or an S3 bucket, so any web node can serve it), with its progress on an ExportJob row.
 
 positions.csv (id, x, y, head_angle, screen_width, screen_height, session, volunteer, yaw,
 pitch) and face/, face_aligned/, l_eye/, r_eye/, head_pos/ of <id>.jpg. Rows and crops
@@ -13,12 +14,12 @@ import datetime as dt
 import io
 import secrets
 import zipfile
-from pathlib import Path
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from collection.codec import crop_as_jpeg
+from gazelab.blobs import BlobStore, blob_store
 from gazelab.config import Config
 from gazelab.files import EXPORT_DIR, private_subdir
 from gazelab.schema import (CROP_KINDS, SAMPLE_STATUSES, CollectionSession, ExportJob, Sample,
@@ -47,16 +48,21 @@ def create_job(db: Session, sample_status: str) -> ExportJob:
     return job
 
 
-def export_path(config: Config, job: ExportJob) -> Path | None:
-    """The finished zip of a job, if it is there."""
-    if job.status != "done" or not job.file_name:
+def export_key(job: ExportJob) -> str:
+    return f"{EXPORT_DIR}/{job.file_name}"
+
+
+def finished_export(store: BlobStore, job: ExportJob | None) -> tuple[str, int] | None:
+    """(blob key, size) of a job's finished zip, if it is in the store."""
+    if job is None or job.status != "done" or not job.file_name:
         return None
-    path = config.data_dir / EXPORT_DIR / job.file_name
-    return path if path.is_file() else None
+    size = store.size(export_key(job))
+    return None if size is None else (export_key(job), size)
 
 
 def write_export(db: Session, config: Config, job_id: int) -> ExportJob:
-    """Write the job's zip (to a temp name, renamed when complete); progress on the row."""
+    """Write the job's zip to a private local file, then move it into the blob store (whole,
+    or not at all); progress on the row."""
     job = db.get(ExportJob, job_id)
     if job is None or job.status in ("done", "expired"):
         return job
@@ -66,22 +72,24 @@ def write_export(db: Session, config: Config, job_id: int) -> ExportJob:
     db.commit()
     folder = private_subdir(config, EXPORT_DIR)
     name = f"gazelab-{status}-{utcnow():%Y%m%d-%H%M%S}-{job.id}-{secrets.token_hex(4)}.zip"
-    partial = folder / (name + ".part")
+    partial = folder / f".{name}.part"     # hidden: never listed as a blob
     try:
         with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
             _write_positions(db, archive, status)
             for done in _write_crops(db, archive, status):
                 job.done = done
                 db.commit()
-        partial.replace(folder / name)
+        size = partial.stat().st_size
+        job.file_name = name
+        blob_store(config).move_in(export_key(job), partial)
     except BaseException as exc:
         partial.unlink(missing_ok=True)
         db.rollback()
         job.status, job.error, job.finished_at = "failed", f"{type(exc).__name__}: {exc}"[:2000], utcnow()
+        job.file_name = None
         db.commit()
         raise
-    job.status, job.file_name, job.finished_at = "done", name, utcnow()
-    job.size_bytes = (folder / name).stat().st_size
+    job.status, job.finished_at, job.size_bytes = "done", utcnow(), size
     db.commit()
     return job
 
@@ -124,9 +132,10 @@ def remove_old_exports(db: Session, config: Config) -> int:
     """Delete zips finished more than [server] export_keep_hours ago; their jobs expire."""
     cutoff = utcnow() - dt.timedelta(hours=config.server.export_keep_hours)
     old = db.scalars(select(ExportJob).where(ExportJob.status == "done", ExportJob.finished_at < cutoff)).all()
+    store = blob_store(config)
     for job in old:
         if job.file_name:
-            (config.data_dir / EXPORT_DIR / job.file_name).unlink(missing_ok=True)
+            store.delete(export_key(job))
         job.status, job.error = "expired", f"removed after {config.server.export_keep_hours:g} h"
     db.commit()
     return len(old)

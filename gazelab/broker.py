@@ -5,7 +5,8 @@ a unix socket under data_dir, so a laptop needs no system Redis. It keeps an app
 file in data_dir, so queued tasks survive a restart of it.
 
 Workers write a heartbeat key (WORKER_KEY_PREFIX + node name, expiring after
-HEARTBEAT_TTL_S); /healthz reads those instead of pinging workers.
+HEARTBEAT_TTL_S); /healthz reads those instead of pinging workers. Erasures bump a
+counter (ERASURES_KEY) that every worker's heartbeat watches to drop its node's snapshots.
 """
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ SOCKET_NAME = "redis.sock"
 WORKER_KEY_PREFIX = "gazelab:worker:"
 HEARTBEAT_INTERVAL_S = 5
 HEARTBEAT_TTL_S = 20
+# How many erasures happened, cluster-wide: nodes drop their local snapshots when it moves.
+ERASURES_KEY = "gazelab:erasures"
 
 
 def socket_path(config: Config) -> Path:
@@ -56,6 +59,14 @@ def live_workers(url: str) -> list[str]:
 def beat(url: str, name: str) -> None:
     """Say that worker `name` is alive (for HEARTBEAT_TTL_S seconds)."""
     redis_client(url).set(WORKER_KEY_PREFIX + name, "1", ex=HEARTBEAT_TTL_S)
+
+
+def note_erasure(url: str) -> int:
+    return int(redis_client(url).incr(ERASURES_KEY))
+
+
+def erasures(url: str) -> int:
+    return int(redis_client(url).get(ERASURES_KEY) or 0)
 
 
 def redis_server_executable() -> str:

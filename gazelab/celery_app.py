@@ -7,6 +7,7 @@ a killed worker loses no queued or running job; the job itself decides what a re
 """
 from __future__ import annotations
 
+import logging
 import threading
 
 from celery import Celery
@@ -15,7 +16,7 @@ from kombu import Queue
 
 from gazelab import broker
 from gazelab.config import Config
-from gazelab.files import private_data_dir
+from gazelab.files import catch_up_erasures, private_data_dir
 
 # Task names: how the web app and the CLI reach the tasks without importing them.
 RETRAIN_TASK = "trainer.tasks.retrain"
@@ -59,6 +60,7 @@ def make_celery(config: Config, name: str = "gazelab") -> Celery:
 
 # ---- worker heartbeat (read by /healthz through gazelab.broker.live_workers) ----
 
+logger = logging.getLogger(__name__)
 _stop_heartbeat = threading.Event()
 
 
@@ -73,8 +75,15 @@ def _start_heartbeat(sender=None, **_) -> None:
         while not _stop_heartbeat.is_set():
             try:
                 broker.beat(url, name)
+                erasures = broker.erasures(url)
             except Exception:  # the broker is down: health shows no worker, which is true
-                pass
+                erasures = None
+            if erasures is not None:
+                # snapshots live in each node's data dir: an erasure on any node drops them here
+                try:
+                    catch_up_erasures(config, erasures)
+                except OSError:
+                    logger.exception("could not drop this node's snapshots after an erasure")
             _stop_heartbeat.wait(broker.HEARTBEAT_INTERVAL_S)
 
     threading.Thread(target=loop, name="gazelab-heartbeat", daemon=True).start()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -68,6 +69,14 @@ def _text(nonempty: bool = True) -> Key:
     return Key(parse, "a non-empty text" if nonempty else "any text")
 
 
+def _blob_url() -> Key:
+    def parse(raw: str) -> str:
+        if raw and not (re.match(r"file:///.", raw) or re.match(r"s3://[^/?]+", raw)):
+            raise ValueError
+        return raw
+    return Key(parse, "empty (the data dir), file:///absolute/folder or s3://bucket/prefix")
+
+
 def _grid() -> Key:
     def parse(raw: str) -> tuple[int, int]:
         cols, rows = (int(part) for part in raw.lower().split("x"))
@@ -100,6 +109,7 @@ SPEC: dict[str, dict[str, Key]] = {
         "sessions_per_ip_per_hour": _int(1, 1_000_000),
         "retention_days": _int(0, 100_000),
         "export_keep_hours": _float(0.1, 24 * 365),
+        "blob_url": _blob_url(),
     },
     "collection": {
         "image_size": _int(16, 512),

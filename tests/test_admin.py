@@ -14,6 +14,7 @@ import pytest
 from skimage import data as skdata
 from sqlalchemy import func, select
 
+from gazelab.blobs import blob_store
 from gazelab.db import session_scope
 from gazelab.schema import (CollectionSession, ExportJob, Sample, SampleImages, Trial, Volunteer)
 from collection.accounts import create_admin
@@ -340,7 +341,9 @@ def test_export_progress_in_batches_and_expiry(gz):
         with session_scope(gz.database_url) as db:
             job = export.write_export(db, gz.config, job_id)
             assert (job.status, job.done, job.total) == ("done", 30, 30)
-            path = export.export_path(gz.config, job)
+            key, size = export.finished_export(blob_store(gz.config), job)
+            path = blob_store(gz.config).local_path(key)
+            assert size == path.stat().st_size == job.size_bytes
             assert zipfile.ZipFile(path).testzip() is None and len(zipfile.ZipFile(path).namelist()) == 1 + 5 * 30
             assert oct(path.stat().st_mode & 0o777) == "0o600"
             job.finished_at = job.finished_at - dt.timedelta(hours=gz.config.server.export_keep_hours + 1)

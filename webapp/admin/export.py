@@ -1,11 +1,12 @@
 """Export: ask a worker for a zip in the reference layout (collection.export), follow its
-progress, download the finished file (streamed from disk; no request builds a zip)."""
+progress, download the finished file (streamed from the blob store; no request builds a zip)."""
 from __future__ import annotations
 
-from flask import current_app, flash, redirect, render_template, request, send_file, url_for
+from flask import Response, current_app, flash, redirect, render_template, request, send_file, url_for
 from sqlalchemy import func, select
 
-from collection.export import STATUS_CHOICES, create_job, export_path
+from collection.export import STATUS_CHOICES, create_job, finished_export
+from gazelab.blobs import blob_store
 from gazelab.celery_app import EXPORT_TASK
 from gazelab.schema import SAMPLE_STATUSES, ExportJob, Sample
 from webapp import get_config, get_db
@@ -45,8 +46,15 @@ def export_start():
 @bp.get("/exports/<int:job_id>.zip")
 def export_download(job_id: int):
     job = get_db().get(ExportJob, job_id)
-    path = export_path(get_config(), job) if job is not None else None
-    if path is None:
+    store = blob_store(get_config())
+    found = finished_export(store, job)
+    if found is None:
         raise ApiError(404, "not_found", f"export {job_id} has no file (not finished, failed or expired)")
-    return send_file(path, mimetype="application/zip", as_attachment=True, download_name=job.file_name,
-                     max_age=0, conditional=True, etag=False)
+    key, size = found
+    path = store.local_path(key)
+    if path is not None:
+        return send_file(path, mimetype="application/zip", as_attachment=True, download_name=job.file_name,
+                         max_age=0, conditional=True, etag=False)
+    return Response(store.read_chunks(key), mimetype="application/zip", headers={
+        "Content-Length": str(size), "Cache-Control": "no-store",
+        "Content-Disposition": f'attachment; filename="{job.file_name}"'})

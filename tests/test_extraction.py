@@ -319,7 +319,7 @@ print(in_forked_child())                  # now a forked child must refuse, not 
 
 
 def test_detector_is_created_lazily_per_process_and_refused_after_fork(found):
-    assert extraction._face_mesh() is extraction._face_mesh()
+    assert extraction.face_mesh() is extraction.face_mesh()
     run = subprocess.run([sys.executable, "-c", FORK_SCRIPT], cwd=REPO_ROOT, capture_output=True,
                          text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]

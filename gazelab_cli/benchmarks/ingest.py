@@ -5,6 +5,12 @@ Each volunteer is a thread with its own collection session that shows a dot per 
 shows up as latency, not as a slower schedule. Failed uploads are retried (as the page
 does); a frame that never gets a 2xx is lost. Without --url, a server is started on a
 fresh data folder: gunicorn as in `gazelab up`, plus the embedded Redis for rate limits.
+
+The floor: before the load starts, the same frames are decoded and run through Face Mesh
+alone in this process (one thread); `floor_fps` = cores x 1000 / that CPU ms, and
+`efficiency` = stored frames per second / floor_fps. The CPU seconds the server's processes
+and this client spent are reported per stored frame: this client shares the machine's
+cores with the server, as a volunteer's browser would not.
 """
 from __future__ import annotations
 
@@ -146,7 +152,7 @@ def start_server(database_url: str | None, web_workers: int | None):
         if database_url:
             _delete_bench_volunteers(config, volunteer_ids)
         shutil.rmtree(data_dir, ignore_errors=True)
-    return base, stop, config.server.web_workers
+    return base, stop, config.server.web_workers, web.pid
 
 
 def _delete_bench_volunteers(config, volunteer_ids: list[str]) -> None:
@@ -158,15 +164,52 @@ def _delete_bench_volunteers(config, volunteer_ids: list[str]) -> None:
             delete_volunteer(db, config, volunteer_id)
 
 
+def floor_ms(frames: list[bytes]) -> float:
+    """Median CPU ms of decode + Face Mesh alone on these frames, one thread."""
+    from gazelab_cli.benchmarks.extract import _single_thread, _timed, decode_and_face_mesh
+    _single_thread()
+    for data in frames[:3]:
+        decode_and_face_mesh(data)
+    return float(np.median([_timed(decode_and_face_mesh, data)[1] for data in frames]))
+
+
+def _cpu_seconds(processes) -> float:
+    import psutil
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+            total += times.user + times.system + times.children_user + times.children_system
+        except psutil.Error:
+            pass
+    return total
+
+
+def _server_processes(pid: int | None) -> list:
+    """The gunicorn master and its workers (psutil handles, alive through the run)."""
+    import psutil
+    if pid is None:
+        return []
+    master = psutil.Process(pid)
+    return [master, *master.children(recursive=True)]
+
+
 def bench_ingest(volunteers: int, seconds: float, fps: float, url: str | None,
                  database_url: str | None, web_workers: int | None) -> dict:
+    import psutil
     frames = render_frames(volunteers, per_volunteer=25)
+    floor = floor_ms([jpeg for per in frames for jpeg, _ in per][:100])
+    cores = os.cpu_count() or 1
     stop = None
     workers = None
+    server_pid = None
     if url is None:
-        url, stop, workers = start_server(database_url, web_workers)
+        url, stop, workers, server_pid = start_server(database_url, web_workers)
     stats = [VolunteerStats() for _ in range(volunteers)]
+    server = _server_processes(server_pid)
+    client = psutil.Process()
     try:
+        server_cpu, client_cpu = _cpu_seconds(server), sum(client.cpu_times()[:2])
         start_at = time.time() + 1.0
         consent_version = load_config().server.consent_version
         threads = [threading.Thread(target=run_volunteer,
@@ -177,11 +220,15 @@ def bench_ingest(volunteers: int, seconds: float, fps: float, url: str | None,
         for thread in threads:
             thread.join(seconds + 120)
         wall = time.time() - start_at
+        server_cpu = _cpu_seconds(server) - server_cpu
+        client_cpu = sum(client.cpu_times()[:2]) - client_cpu
     finally:
         if stop is not None:
             stop([s.volunteer_id for s in stats if s.volunteer_id])
     latencies = np.array([v for s in stats for v in s.latencies_ms] or [np.nan])
     stored = sum(s.stored for s in stats)
+    floor_fps = cores * 1000 / floor
+    per_frame = 1000 / max(stored, 1)
     return {
         "volunteers": volunteers, "seconds": seconds, "fps_per_volunteer": fps,
         "offered_frames_per_second": volunteers * fps,
@@ -193,4 +240,9 @@ def bench_ingest(volunteers: int, seconds: float, fps: float, url: str | None,
         "latency_ms_p99": round(float(np.percentile(latencies, 99)), 1),
         "lost_frames": sum(s.lost for s in stats), "errors": sum(s.errors for s in stats),
         "rate_limited": sum(s.rate_limited for s in stats),
+        "floor_cpu_ms_per_frame": round(floor, 3), "floor_fps": round(floor_fps, 1),
+        "efficiency": round(stored / wall / floor_fps, 3),
+        "server_cpu_ms_per_frame": round(server_cpu * per_frame, 2) if server else None,
+        "client_cpu_ms_per_frame": round(client_cpu * per_frame, 2),
+        "cpu_count": cores, "load_average_1min": round(os.getloadavg()[0], 2),
     }

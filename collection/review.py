@@ -79,7 +79,11 @@ def page(db: Session, filters: Filters, before: int | None = None, after: int | 
          per_page: int = 24) -> Page:
     """The samples matching `filters` newest first (by id), `per_page` of them: those with
     ids below `before`, or the ones just above `after` (the page before). Keyset pages: no
-    OFFSET and no COUNT, so page 40 000 costs what page 1 does."""
+    OFFSET and no COUNT, so page 40 000 costs what page 1 does. (A filter that matches
+    few samples costs a walk back to the nearest matches; a reason that no sample carries
+    is answered from the summary without walking.)"""
+    if filters.reason and not summary.reason_in_use(db, filters.reason):
+        return Page([], older=None, newer=None, total=0)
     if after is not None:
         newer_rows = db.execute(_grid_query(filters).where(Sample.id > after)
                                 .order_by(Sample.id).limit(per_page + 1)).all()

@@ -242,6 +242,12 @@ def rejection_reasons(db: Session) -> list[tuple[str, int]]:
     return [(code, int(n)) for code, n in rows]
 
 
+def reason_in_use(db: Session, text: str) -> bool:
+    """Whether any sample's reasons could contain `text` (a code containing it is counted)."""
+    return db.scalar(select(SampleReasonCount.reason).where(SampleReasonCount.reason.contains(text),
+                                                            SampleReasonCount.n > 0).limit(1)) is not None
+
+
 def coverage(db: Session, cols: int, rows: int) -> np.ndarray:
     """Accepted samples per cell of a `rows` x `cols` normalised grid, from the fine grid:
     exact when the sizes divide CELL_COLS / CELL_ROWS, else each fine cell counts where

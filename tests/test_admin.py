@@ -224,6 +224,7 @@ def test_review_grid_filters_and_keyset_pages(gz, admin_client):
     assert html.count('class="sample ') == 2
     html = admin_client.get("/admin/review?reason=face_too_small").get_data(as_text=True)
     assert html.count('class="sample ') == 2
+    assert "No samples match." in admin_client.get("/admin/review?reason=no_such_reason").get_data(as_text=True)
     assert admin_client.get("/admin/review?status=bogus").status_code == 400
     assert admin_client.get("/admin/review?before=x").status_code == 400
     assert admin_client.get("/admin/review?after=-3").status_code == 400

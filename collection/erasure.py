@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from collection import summary
 from gazelab import broker
 from gazelab.blobs import blob_store
 from gazelab.config import Config
@@ -40,6 +41,7 @@ def delete_volunteer(db: Session, config: Config, volunteer_id: str) -> dict[str
         + func.length(SampleImages.l_eye) + func.length(SampleImages.r_eye)
         + func.length(SampleImages.head_pos)
         + func.coalesce(func.length(SampleImages.landmarks), 0)), 0)).where(SampleImages.sample_id.in_(samples))) or 0
+    summary.forget_volunteer(db, volunteer_id)   # the bulk delete below bypasses the ORM hook
     raw_bytes = db.scalar(select(func.coalesce(func.sum(func.length(RawFrame.jpeg)), 0)).where(
         RawFrame.sample_id.in_(samples))) or 0
     removed = {

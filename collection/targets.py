@@ -12,6 +12,7 @@ import numpy as np
 from sqlalchemy import Integer, cast, func, select
 from sqlalchemy.orm import Session
 
+from collection import summary
 from gazelab.config import Config
 from gazelab.schema import CollectionSession, ModelArtifact, Sample
 
@@ -19,16 +20,17 @@ CALIBRATION_FRACTIONS = (0.1, 0.5, 0.9)
 
 
 def coverage_counts(db: Session, cols: int, rows: int, session_id: str | None = None) -> np.ndarray:
-    """Accepted samples per normalised screen cell, shape (rows, cols), row 0 at the top:
-    one GROUP BY in the database, whatever the number of samples."""
+    """Accepted samples per normalised screen cell, shape (rows, cols), row 0 at the top.
+    One session's: a GROUP BY over its samples (found by index). All data: a sum over the
+    admin summary's fine grid (collection.summary.coverage), never a scan of the samples."""
+    if not session_id:
+        return summary.coverage(db, cols, rows)
     col, row = (_cell(db, target / size, n) for target, size, n in (
         (Sample.target_x, CollectionSession.screen_width, cols),
         (Sample.target_y, CollectionSession.screen_height, rows)))
     query = (select(row, col, func.count())
              .join(CollectionSession, Sample.session_id == CollectionSession.id)
-             .where(Sample.status == "accepted").group_by(row, col))
-    if session_id:
-        query = query.where(Sample.session_id == session_id)
+             .where(Sample.status == "accepted", Sample.session_id == session_id).group_by(row, col))
     grid = np.zeros((rows, cols), dtype=np.int64)
     for r, c, count in db.execute(query):
         grid[min(max(int(r), 0), rows - 1), min(max(int(c), 0), cols - 1)] += count

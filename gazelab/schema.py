@@ -13,7 +13,7 @@ import hashlib
 import uuid
 from typing import Any, Optional
 
-from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer,
+from sqlalchemy import (JSON, Boolean, Date, DateTime, Float, ForeignKey, Index, Integer,
                         LargeBinary, String, Text, UniqueConstraint, select)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -126,11 +126,13 @@ class Sample(Base):
     trial_id: Mapped[Optional[int]] = mapped_column(
         ForeignKey("trials.id", ondelete="CASCADE"), index=True)
     client_frame_id: Mapped[str] = mapped_column(String(64))
-    captured_at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
+    # active_history on the columns the admin summary counts by (collection.summary):
+    # a change knows the old value it replaces.
+    captured_at: Mapped[dt.datetime] = mapped_column(DateTime, index=True, active_history=True)
     received_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     # Target on the volunteer's screen at capture time, CSS px (origin top-left).
-    target_x: Mapped[float] = mapped_column(Float)
-    target_y: Mapped[float] = mapped_column(Float)
+    target_x: Mapped[float] = mapped_column(Float, active_history=True)
+    target_y: Mapped[float] = mapped_column(Float, active_history=True)
     # Head pose in degrees (signs: collection.extraction documents them); None when no face.
     yaw: Mapped[Optional[float]] = mapped_column(Float)
     pitch: Mapped[Optional[float]] = mapped_column(Float)
@@ -144,9 +146,9 @@ class Sample(Base):
     frame_height: Mapped[Optional[int]] = mapped_column(Integer)
     # Quality measures (eye aspect ratios, iris centres, sharpness, brightness, face size).
     quality: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), active_history=True)
     # Comma-separated reason codes (extraction verdicts, attention_failed, review notes).
-    reasons: Mapped[str] = mapped_column(String(256), default="")
+    reasons: Mapped[str] = mapped_column(String(256), default="", active_history=True)
     reviewed_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
     # Error (px) of the active model on this sample, for outlier flagging.
     model_error_px: Mapped[Optional[float]] = mapped_column(Float)
@@ -171,6 +173,35 @@ class SampleImages(Base):
     # The 478 face-mesh landmarks, int16 (x, y) in frame px x 8 (collection.codec.encode_landmarks);
     # None for samples stored before migration 0004.
     landmarks: Mapped[Optional[bytes]] = mapped_column(LargeBinary)
+
+
+class SampleDayCount(Base):
+    """Admin summary (collection.summary keeps it current): samples per capture day and status."""
+    __tablename__ = "sample_day_counts"
+
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SampleReasonCount(Base):
+    """Admin summary: samples per status carrying each reason code (a sample with two codes
+    counts under both)."""
+    __tablename__ = "sample_reason_counts"
+
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(256), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SampleCellCount(Base):
+    """Admin summary: accepted samples per cell of a fine normalised screen grid
+    (collection.summary.CELL_COLS x CELL_ROWS); coarser coverage maps are sums of these."""
+    __tablename__ = "sample_cell_counts"
+
+    row: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    col: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    n: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class RawFrame(Base):

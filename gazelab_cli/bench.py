@@ -78,3 +78,22 @@ def bench_accuracy(volunteers: int, samples: int, folds: int, seed: int, epochs:
     """Cross-validated accuracy by volunteer, zero-shot and calibrated, beside the peers; one JSON object."""
     from gazelab_cli.benchmarks.accuracy import run
     click.echo(json.dumps(run(load_config(), volunteers, samples, folds, seed, epochs, source, device)))
+
+
+@bench.command("scale")
+@click.option("--samples", default=1_000_000, show_default=True, type=click.IntRange(100, 100_000_000))
+@click.option("--runs", default=3000, show_default=True, type=click.IntRange(1, 1_000_000),
+              help="Training runs in the list.")
+@click.option("--database-url", default=None,
+              help="An empty database to fill (e.g. PostgreSQL; default: SQLite in a temp dir).")
+@click.option("--repeat", default=30, show_default=True, type=click.IntRange(1, 10_000),
+              help="Timed requests per page (after two warm-up ones).")
+@click.option("--image-every", default=20, show_default=True, type=click.IntRange(1, 1_000_000),
+              help="Store crops for every n-th sample (and the newest 200).")
+@click.option("--keep", is_flag=True, help="Keep the SQLite file (its path is in the JSON).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (the default output).")
+def bench_scale(samples, runs, database_url, repeat, image_every, keep, as_json) -> None:
+    """The admin pages at scale: bulk-build a database, then p50/p95 ms of the overview, the review
+    grid (first and a deep page), the runs list and coverage through the Flask app."""
+    from gazelab_cli.benchmarks.scale import run
+    click.echo(json.dumps(run(samples, runs, database_url, repeat, image_every, keep)))

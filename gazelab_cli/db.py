@@ -23,3 +23,17 @@ def db_upgrade() -> None:
     after = migrate.current_revision(url)
     click.echo(f"database at revision {after}" + (" (no change)" if before == after else
                                                   f" (was {before or 'empty'})"))
+
+
+@db.command("recount")
+@with_appcontext
+def db_recount() -> None:
+    """Rebuild the admin summary (counts per day/status, per reason, per screen cell) from
+    the samples themselves; needed only after samples were written behind the ORM's back."""
+    from collection.summary import recount
+    from gazelab.db import session_scope
+    url = current_app.config["GAZELAB"].database_url
+    with session_scope(url) as session:
+        sizes = recount(session)
+    click.echo(f"summary rebuilt from {sizes['samples']} samples: {sizes['days']} day/status rows, "
+               f"{sizes['reasons']} reason rows, {sizes['cells']} screen cells")

@@ -195,18 +195,40 @@ def test_overview_counts_reasons_and_coverage_picture(gz, admin_client):
     assert image.shape[0] > 200 and image.shape[1] > 400 and image.std() > 10
 
 
-def test_review_grid_filters_and_pages(gz, admin_client):
+def test_review_grid_filters_and_keyset_pages(gz, admin_client):
     session_ids = seed(gz.database_url, volunteers=2, samples_each=20)
+    with session_scope(gz.database_url) as db:
+        ids = db.scalars(select(Sample.id).order_by(Sample.id.desc())).all()
     html = admin_client.get("/admin/review").get_data(as_text=True)
-    assert "40 match" in html and html.count('class="sample ') == 24 and "page 1 of 2" in html
+    assert "40 match, newest first" in html and html.count('class="sample ') == 24
+    assert [int(i) for i in re.findall(r'data-sample="(\d+)"', html)] == ids[:24]
+    assert 'id="newer"' not in html
+    older = re.search(r'href="([^"]+)" id="older"', html).group(1).replace("&amp;", "&")
+    assert older == f"/admin/review?before={ids[23]}"
+    html = admin_client.get(older).get_data(as_text=True)
+    assert [int(i) for i in re.findall(r'data-sample="(\d+)"', html)] == ids[24:]
+    assert 'id="older"' not in html
+    newer = re.search(r'href="([^"]+)" id="newer"', html).group(1).replace("&amp;", "&")
+    html = admin_client.get(newer).get_data(as_text=True)
+    assert [int(i) for i in re.findall(r'data-sample="(\d+)"', html)] == ids[:24]
+    # the cursor keeps the filters: 18 accepted in one session, 10 per page here
     html = admin_client.get(f"/admin/review?session={session_ids[1]}&status=accepted").get_data(as_text=True)
-    assert "18 match" in html
+    assert html.count('class="sample accepted"') == 18 and "match" not in html.split("</h1>")[0]
+    assert 'id="older"' not in html
+    html = admin_client.get("/admin/review?status=accepted").get_data(as_text=True)
+    assert "36 match" in html
+    cursor = re.search(r'href="([^"]+)" id="older"', html).group(1).replace("&amp;", "&")
+    assert "status=accepted" in cursor and "before=" in cursor
+    html = admin_client.get(cursor).get_data(as_text=True)
+    assert html.count('class="sample accepted"') == 12 and 'class="sample rejected"' not in html
     html = admin_client.get("/admin/review?attention_failed=1").get_data(as_text=True)
-    assert "2 match" in html
+    assert html.count('class="sample ') == 2
     html = admin_client.get("/admin/review?reason=face_too_small").get_data(as_text=True)
-    assert "2 match" in html
+    assert html.count('class="sample ') == 2
+    assert "No samples match." in admin_client.get("/admin/review?reason=no_such_reason").get_data(as_text=True)
     assert admin_client.get("/admin/review?status=bogus").status_code == 400
-    assert admin_client.get("/admin/review?page=x").status_code == 400
+    assert admin_client.get("/admin/review?before=x").status_code == 400
+    assert admin_client.get("/admin/review?after=-3").status_code == 400
     sample_id = int(re.search(r'data-sample="(\d+)"', html).group(1))
     image = admin_client.get(f"/admin/samples/{sample_id}/face.jpg")
     assert image.mimetype == "image/jpeg"
@@ -397,6 +419,24 @@ def test_runs_list_run_page_json_figures_and_compare(gz, admin_client):
     assert admin_client.get("/admin/runs/compare?a=1").status_code == 400
     assert admin_client.get("/admin/runs/999").status_code == 404
     assert admin_client.get("/admin/api/runs/999").get_json()["error"] == "not_found"
+
+
+def test_runs_list_pages_by_keyset(gz, admin_client):
+    from gazelab.schema import TrainingRun
+    with session_scope(gz.database_url) as db:
+        db.add_all([TrainingRun(status="done", params={"epochs": i}) for i in range(55)])
+    with session_scope(gz.database_url) as db:
+        ids = db.scalars(select(TrainingRun.id).order_by(TrainingRun.id.desc())).all()
+    html = admin_client.get("/admin/runs").get_data(as_text=True)
+    assert [int(i) for i in re.findall(r'data-run="(\d+)"', html)] == ids[:50] and 'id="newer-runs"' not in html
+    older = re.search(r'href="([^"]+)" id="older-runs"', html).group(1)
+    assert older == f"/admin/runs?before={ids[49]}"
+    html = admin_client.get(older).get_data(as_text=True)
+    assert [int(i) for i in re.findall(r'data-run="(\d+)"', html)] == ids[50:] and 'id="older-runs"' not in html
+    newer = re.search(r'href="([^"]+)" id="newer-runs"', html).group(1)
+    html = admin_client.get(newer).get_data(as_text=True)
+    assert [int(i) for i in re.findall(r'data-run="(\d+)"', html)] == ids[:50]
+    assert admin_client.get("/admin/runs?before=abc").status_code == 400
 
 
 def test_queue_form_rejects_malformed_numbers(gz, admin_client):

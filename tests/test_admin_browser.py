@@ -56,7 +56,8 @@ def test_login_review_reject_session_counts_and_export(gz, web, worker, tmp_path
 
         # review: filter one session, reject it as a whole with a reason
         page.goto(f"{web.url}/admin/review?session={session_ids[1]}")
-        expect(page.locator("h1 small")).to_have_text("(12 match)")
+        expect(page.locator("h1 small")).to_have_text("(newest first)")
+        expect(page.locator(".sample")).to_have_count(12)
         page.wait_for_function("[...document.querySelectorAll('.sample img')].every(i => i.complete && i.naturalWidth === 64)")
         screenshot(page, "admin-review-session", full_page=True)
         page.fill("#session-form input[name=reason]", "looked away")

@@ -92,3 +92,44 @@ def test_upgrade_keeps_rows_and_cascades_and_never_reuses_ids(tmp_path):
             "target_x, target_y, quality, status, reasons) VALUES "
             "('s2', 'v2', 'f9', '2026-01-01', '2026-01-01', 1, 1, '{}', 'accepted', '') RETURNING id")).scalar()
     assert new_id == 3
+
+
+def test_upgrade_to_0005_fills_the_admin_summary_from_stored_rows(gz_any):
+    """0005 adds the summary tables and counts the samples already there into them."""
+    from sqlalchemy import text
+
+    from collection import summary
+    from gazelab.db import session_scope
+    url = gz_any.database_url
+    command_downgrade(url, "0004")   # back to 0004, then rows, then up again
+    with get_engine(url).begin() as connection:
+        connection.execute(text(
+            "INSERT INTO volunteers (id, created_at, consent_version, consented_at, source) "
+            "VALUES ('v1', '2026-01-01', 'c', '2026-01-01', 'browser')"))
+        connection.execute(text(
+            "INSERT INTO collection_sessions (id, volunteer_id, token_hash, screen_width, screen_height, "
+            "device_pixel_ratio, user_agent, started_at, last_activity_at, status) "
+            "VALUES ('s1', 'v1', 'h', 800, 600, 1, '', '2026-01-01', '2026-01-01', 'finished')"))
+        for sample_id, day, status, reasons, x in ((1, "2026-01-01 10:00:00", "accepted", "", 799.0),
+                                                   (2, "2026-01-01 11:00:00", "rejected", "no_face,too_dark", 1.0),
+                                                   (3, "2026-01-02 09:00:00", "flagged", "model_outlier", 400.0),
+                                                   (4, "2026-01-02 09:00:01", "accepted", "", 0.0)):
+            connection.execute(text(
+                "INSERT INTO samples (id, session_id, volunteer_id, client_frame_id, captured_at, "
+                "received_at, target_x, target_y, quality, status, reasons) VALUES "
+                f"({sample_id}, 's1', 'v1', 'f{sample_id}', '{day}', '{day}', {x}, 300, '{{}}', "
+                f"'{status}', '{reasons}')"))
+    migrate.upgrade(url)
+    assert migrate.current_revision(url) == "0005_admin_scale" and migrate.schema_drift(url) == []
+    with session_scope(url) as db:
+        stored = summary.stored(db)
+        assert stored == summary.from_scratch(db)
+        assert summary.status_counts(db) == {"accepted": 2, "rejected": 1, "flagged": 1, "samples": 4}
+        assert summary.samples_per_day(db) == [("2026-01-01", 2), ("2026-01-02", 2)]
+        assert summary.rejection_reasons(db) == [("model_outlier", 1), ("no_face", 1), ("too_dark", 1)]
+        assert stored.cells == {(90, 239): 1, (90, 0): 1}
+
+
+def command_downgrade(url: str, revision: str) -> None:
+    from alembic import command
+    command.downgrade(migrate.alembic_config(url), revision)

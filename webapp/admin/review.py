@@ -1,17 +1,16 @@
-"""Review: a paginated, filterable grid of samples; accept/reject/flag one, many or a whole
+"""Review: a filterable grid of samples, newest first, in keyset pages (?before=<id> /
+?after=<id>, filters kept; no OFFSET, no COUNT per request); accept/reject/flag one, many or a whole
 session; queue model-outlier scoring (error under the active model > 3 x median). The
 decisions themselves are collection.review's."""
 from __future__ import annotations
 
-import math
-
 from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
-from sqlalchemy import Select, func, select
+from sqlalchemy import select
 
 from collection.erasure import delete_volunteer as delete_volunteer_everywhere
-from collection.review import Filters, set_session_status, set_status
+from collection.review import Filters, page as review_page, set_session_status, set_status
 from gazelab.celery_app import FLAG_OUTLIERS_TASK
-from gazelab.schema import CROP_KINDS, SAMPLE_STATUSES, CollectionSession, ModelArtifact, Sample, SampleImages
+from gazelab.schema import CROP_KINDS, SAMPLE_STATUSES, CollectionSession, ModelArtifact, SampleImages
 from webapp import get_config, get_db
 from webapp.admin import bp
 from webapp.errors import ApiError
@@ -31,31 +30,26 @@ def filters_from_args(args) -> Filters:
                    attention_failed=args.get("attention_failed") in ("1", "on", "true"))
 
 
-def _page_query(filters: Filters) -> Select:
-    # the images' key only (not their bytes) tells the grid whether crops exist
-    return filters.apply(select(Sample, CollectionSession.screen_width, CollectionSession.screen_height,
-                                SampleImages.sample_id.label("has_images"))
-                         .join(CollectionSession, CollectionSession.id == Sample.session_id)
-                         .outerjoin(SampleImages, SampleImages.sample_id == Sample.id))
+def cursor_arg(name: str) -> int | None:
+    """A keyset cursor (?before= / ?after=, a row id) from the query string; None if absent."""
+    raw = request.args.get(name, "")
+    return parse_int(name, raw, 0, MAX_DATABASE_ID) if raw else None
 
 
 @bp.get("/review")
 def review():
     db = get_db()
     filters = filters_from_args(request.args)
-    page = parse_int("page", request.args.get("page"), 1, 10**6, default=1)
-    total = db.scalar(filters.apply(select(func.count()).select_from(Sample))) or 0
-    pages = max(1, math.ceil(total / PER_PAGE))
-    rows = db.execute(_page_query(filters).order_by(Sample.id)
-                      .limit(PER_PAGE).offset((page - 1) * PER_PAGE)).all()
+    before, after = cursor_arg("before"), cursor_arg("after")
+    grid = review_page(db, filters, before=before, after=after, per_page=PER_PAGE)
     sessions = db.execute(select(CollectionSession.id, CollectionSession.volunteer_id)
                           .order_by(CollectionSession.started_at.desc()).limit(200)).all()
     if filters.session and filters.session not in {sid for sid, _ in sessions}:
         # an older session being filtered must be the one "whole session" acts on
         sessions = db.execute(select(CollectionSession.id, CollectionSession.volunteer_id).where(
             CollectionSession.id == filters.session)).all() + list(sessions)
-    return render_template("admin/review.html", rows=rows, filters=filters, page=page, pages=pages,
-                           total=total, statuses=SAMPLE_STATUSES, sessions=sessions,
+    return render_template("admin/review.html", rows=grid.rows, filters=filters, grid=grid,
+                           statuses=SAMPLE_STATUSES, sessions=sessions,
                            has_model=ModelArtifact.active_id(db) is not None)
 
 

@@ -13,9 +13,11 @@ from gazelab.schema import ModelArtifact, RunFigure, TrainingRun
 from trainer import runs as training_runs
 from webapp import get_config, get_db
 from webapp.admin import bp
+from webapp.admin.review import cursor_arg
 from webapp.errors import ApiError
 from webapp.validation import MAX_DATABASE_ID, parse_int
 
+RUNS_PER_PAGE = 50
 FIGURES = ("error_heatmap", "coverage_heatmap", "error_histogram", "loss_curves",
            "error_heatmap_zero_shot", "error_heatmap_calibrated_9")
 # The form's fields; values are checked (and defaulted) by trainer.params from the config spec.
@@ -51,13 +53,30 @@ def run_summary(db: Session, run: TrainingRun) -> dict[str, Any]:
 
 @bp.get("/runs")
 def runs():
+    """The runs, newest first, RUNS_PER_PAGE at a time (keyset: ?before=<id> / ?after=<id>)."""
     db = get_db()
-    all_runs = db.scalars(select(TrainingRun).order_by(TrainingRun.id.desc()).limit(200)).all()
+    before, after = cursor_arg("before"), cursor_arg("after")
+    newer = None
+    if after is not None:
+        rows = db.scalars(select(TrainingRun).where(TrainingRun.id > after)
+                          .order_by(TrainingRun.id).limit(RUNS_PER_PAGE + 1)).all()
+        if len(rows) > RUNS_PER_PAGE:
+            page = list(reversed(rows[:RUNS_PER_PAGE]))
+            before, newer = page[0].id + 1, page[0].id
+    query = select(TrainingRun).order_by(TrainingRun.id.desc()).limit(RUNS_PER_PAGE + 1)
+    if before is not None:
+        query = query.where(TrainingRun.id < before)
+    all_runs = db.scalars(query).all()
+    older = all_runs[RUNS_PER_PAGE - 1].id if len(all_runs) > RUNS_PER_PAGE else None
+    all_runs = all_runs[:RUNS_PER_PAGE]
+    if before is not None and newer is None:
+        newer = all_runs[0].id if all_runs else before - 1
     active_id = ModelArtifact.active_id(db)
     active_run_id = db.scalar(select(ModelArtifact.run_id).where(ModelArtifact.id == active_id))
     return render_template("admin/runs.html", runs=all_runs, defaults=get_config().training,
                            architectures=SPEC["training"]["architecture"].choices,
-                           inputs=SPEC["training"]["inputs"].choices, active_run_id=active_run_id)
+                           inputs=SPEC["training"]["inputs"].choices, active_run_id=active_run_id,
+                           older=older, newer=newer)
 
 
 @bp.post("/runs")

@@ -25,6 +25,11 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(database_url), revision)
 
 
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
 def current_revision(database_url: str) -> str | None:
     with get_engine(database_url).connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()

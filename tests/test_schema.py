@@ -120,7 +120,7 @@ def test_upgrade_to_0005_fills_the_admin_summary_from_stored_rows(gz_any):
                 f"({sample_id}, 's1', 'v1', 'f{sample_id}', '{day}', '{day}', {x}, 300, '{{}}', "
                 f"'{status}', '{reasons}')"))
     migrate.upgrade(url)
-    assert migrate.current_revision(url) == "0005_admin_scale" and migrate.schema_drift(url) == []
+    assert migrate.current_revision(url) == migrate.head_revision() and migrate.schema_drift(url) == []
     with session_scope(url) as db:
         stored = summary.stored(db)
         assert stored == summary.from_scratch(db)
@@ -133,3 +133,15 @@ def test_upgrade_to_0005_fills_the_admin_summary_from_stored_rows(gz_any):
 def command_downgrade(url: str, revision: str) -> None:
     from alembic import command
     command.downgrade(migrate.alembic_config(url), revision)
+
+
+def test_export_size_holds_more_than_two_gibibytes(gz_any):
+    from gazelab.db import session_scope
+    from gazelab.schema import ExportJob
+    with session_scope(gz_any.database_url) as db:
+        job = ExportJob(status="done", sample_status="all", total=1, done=1, size_bytes=5_000_000_000)
+        db.add(job)
+        db.commit()
+        job_id = job.id
+    with session_scope(gz_any.database_url) as db:
+        assert db.get(ExportJob, job_id).size_bytes == 5_000_000_000

@@ -54,7 +54,12 @@ def beat_command(config: Config) -> list[str]:
             "--schedule", str(config.data_dir / "celerybeat-schedule")]
 
 
-def run_all(config: Config) -> int:
+PARTS = ("web", "worker", "beat")
+
+
+def run_all(config: Config, parts: tuple[str, ...] = PARTS) -> int:
+    """Start `parts` (and the embedded Redis, when configured); on several machines, beat
+    runs on one of them only."""
     from collection.accounts import ensure_first_admin
 
     try:
@@ -84,12 +89,13 @@ def run_all(config: Config) -> int:
     try:
         if config.server.broker_url == "embedded":
             children.append(("redis", broker.start_embedded_redis(config)))
-        for name, command in (("web", web_command(config)), ("worker", worker_command(config)),
-                              ("beat", beat_command(config))):
+        commands = {"web": web_command(config), "worker": worker_command(config), "beat": beat_command(config)}
+        for name in parts:
+            command = commands[name]
             children.append((name, subprocess.Popen(command, env=env, start_new_session=True,
                                                     stdin=subprocess.DEVNULL)))
         base = f"http://{config.server.host}:{config.server.port}"
-        print(f"GazeLab is starting: volunteer page {base}/  admin {base}/admin  "
+        print(f"GazeLab is starting ({', '.join(parts)}): volunteer page {base}/  admin {base}/admin  "
               f"health {base}/healthz  (Ctrl-C stops everything)", flush=True)
         while not stopping:
             for name, process in children:

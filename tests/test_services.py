@@ -89,3 +89,27 @@ def test_up_starts_everything_and_stops_cleanly_on_sigterm():
     time.sleep(1)
     assert _processes_mentioning(str(data_dir)) == []
     assert process.returncode == 0
+
+
+def test_up_only_starts_the_parts_named():
+    """`gazelab up --only web`: a web node of a larger installation (no worker, no beat)."""
+    data_dir = short_tmpdir("gzup")
+    port = free_port()
+    gz = GazeEnv(data_dir, f"sqlite:///{data_dir}/gazelab.db", "embedded",
+                 {"GAZELAB_SERVER_PORT": str(port), "GAZELAB_SERVER_WEB_WORKERS": "1"})
+    bad = subprocess.run([str(VENV_BIN / "gazelab"), "up", "--only", "web,bogus"], env=gz.env,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "choose from web, worker, beat" in bad.stderr
+    log = open(data_dir / "up.log", "wb")
+    process = subprocess.Popen([str(VENV_BIN / "gazelab"), "up", "--only", "web"], env=gz.env, stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        body = wait_until(lambda: requests.get(f"http://127.0.0.1:{port}/healthz", timeout=3).json(),
+                          120, 0.5, "gazelab up --only web answering")
+        assert body["broker"]["ok"] and not body["worker"]["ok"]   # no worker on this node
+        commands = " ".join(_processes_mentioning(str(data_dir)))
+        assert "gunicorn" in commands and "celery" not in commands
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
+    assert process.returncode == 0

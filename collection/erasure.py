@@ -121,6 +121,9 @@ def _remove_copies(db: Session, config: Config) -> int:
         removed += 1
     for job in db.scalars(select(ExportJob).where(ExportJob.status == "done")):
         job.status, job.error = "expired", "removed: a volunteer in it asked for their data to be deleted"
+    for job in db.scalars(select(ExportJob).where(ExportJob.status.in_(("queued", "running")))):
+        # its writer sees this and removes what it wrote (collection.export.write_export)
+        job.status, job.error = "failed", "cancelled: a volunteer in it asked for their data to be deleted"
     return removed
 
 

@@ -109,6 +109,7 @@ SPEC: dict[str, dict[str, Key]] = {
         "sessions_per_ip_per_hour": _int(1, 1_000_000),
         "retention_days": _int(0, 100_000),
         "export_keep_hours": _float(0.1, 24 * 365),
+        "export_part_samples": _int(1, 10_000_000),
         "blob_url": _blob_url(),
     },
     "collection": {

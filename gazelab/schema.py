@@ -315,7 +315,9 @@ class AdminUser(Base):
 
 
 class ExportJob(Base):
-    """A zip export written by a worker into the data dir, then downloaded as a file."""
+    """A zip export written by a worker into the blob store, then downloaded: one zip, or
+    `parts` zips of at most [server] export_part_samples samples each (positions.csv in the
+    first), so the writer's memory does not grow with the dataset."""
     __tablename__ = "export_jobs"
     __table_args__ = NEVER_REUSE_IDS
 
@@ -328,4 +330,5 @@ class ExportJob(Base):
     done: Mapped[int] = mapped_column(Integer, default=0)
     file_name: Mapped[Optional[str]] = mapped_column(String(128))
     size_bytes: Mapped[Optional[int]] = mapped_column(BigInteger)
+    parts: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     error: Mapped[Optional[str]] = mapped_column(Text)

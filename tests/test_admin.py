@@ -18,6 +18,7 @@ from gazelab.blobs import blob_store
 from gazelab.db import session_scope
 from gazelab.schema import (CollectionSession, ExportJob, Sample, SampleImages, Trial, Volunteer)
 from collection.accounts import create_admin
+from tests.support import GazeEnv
 
 ADMIN, PASSWORD = "ada", "correct horse battery"
 
@@ -363,8 +364,9 @@ def test_export_progress_in_batches_and_expiry(gz):
         with session_scope(gz.database_url) as db:
             job = export.write_export(db, gz.config, job_id)
             assert (job.status, job.done, job.total) == ("done", 30, 30)
-            key, size = export.finished_export(blob_store(gz.config), job)
+            key, name, size = export.finished_export(blob_store(gz.config), job)
             path = blob_store(gz.config).local_path(key)
+            assert job.parts == 1 and name == job.file_name and export.finished_export(blob_store(gz.config), job, 2) is None
             assert size == path.stat().st_size == job.size_bytes
             assert zipfile.ZipFile(path).testzip() is None and len(zipfile.ZipFile(path).namelist()) == 1 + 5 * 30
             assert oct(path.stat().st_mode & 0o777) == "0o600"
@@ -374,6 +376,59 @@ def test_export_progress_in_batches_and_expiry(gz):
             assert not path.exists() and db.get(ExportJob, job_id).status == "expired"
     finally:
         export.BATCH = old_batch
+
+
+def test_a_large_export_comes_in_parts_that_unzip_into_the_same_layout(gz, admin_client):
+    """[server] export_part_samples bounds each zip; positions.csv (all samples) is in part 1,
+    every sample's crops in exactly one part; each part downloads on its own."""
+    from collection import export
+    seed(gz.database_url, volunteers=2, samples_each=11)
+    config = GazeEnv(gz.data_dir, gz.database_url, overrides={"GAZELAB_SERVER_EXPORT_PART_SAMPLES": "8"}).config
+    old_batch, export.BATCH = export.BATCH, 3     # batches straddle the part boundaries
+    try:
+        with session_scope(gz.database_url) as db:
+            job = export.write_export(db, config, export.create_job(db, "all").id)
+            assert (job.status, job.done, job.total, job.parts) == ("done", 22, 22, 3)
+            job_id = job.id
+    finally:
+        export.BATCH = old_batch
+    parts = []
+    for part in (1, 2, 3):
+        response = admin_client.get(f"/admin/exports/{job_id}/part{part}.zip" if part > 1 else f"/admin/exports/{job_id}.zip")
+        assert response.status_code == 200 and f"-part{part}.zip" in response.headers["Content-Disposition"]
+        parts.append(zipfile.ZipFile(io.BytesIO(response.data)))
+    assert admin_client.get(f"/admin/exports/{job_id}/part4.zip").status_code == 404
+    assert [len([n for n in p.namelist() if n.startswith("face/")]) for p in parts] == [8, 8, 6]
+    assert ["positions.csv" in p.namelist() for p in parts] == [True, False, False]
+    positions = list(csv.DictReader(io.StringIO(parts[0].read("positions.csv").decode())))
+    faces = sorted(n for p in parts for n in p.namelist() if n.startswith("face/"))
+    assert faces == sorted(f"face/{row['id']}.jpg" for row in positions) and len(faces) == 22
+    page = admin_client.get("/admin/export").get_data(as_text=True)
+    assert f"/admin/exports/{job_id}/part3.zip" in page and "unzip them into one folder" in page
+
+
+def test_an_erasure_cancels_a_running_export_and_its_parts_go(gz):
+    """A deletion while an export is being written: the job ends failed and no zip stays."""
+    from collection import export
+    from collection.erasure import delete_volunteer
+    seed(gz.database_url, volunteers=2, samples_each=6)
+    with session_scope(gz.database_url) as db:
+        job_id = export.create_job(db, "all").id
+        victim = db.scalar(select(Volunteer.id))
+    original = export._write_crops
+    def erase_midway(archive, rows):
+        original(archive, rows)
+        with session_scope(gz.database_url) as other:
+            delete_volunteer(other, gz.config, victim)
+        export._write_crops = original
+    export._write_crops = erase_midway
+    try:
+        with session_scope(gz.database_url) as db:
+            job = export.write_export(db, gz.config, job_id)
+    finally:
+        export._write_crops = original
+    assert job.status == "failed" and "cancelled" in job.error
+    assert blob_store(gz.config).keys("exports/") == []
 
 
 # --- training pages (runs inserted directly; queueing through the trainer is in the browser test) ---

@@ -43,18 +43,19 @@ def export_start():
     return redirect(url_for("admin.export_page"))
 
 
-@bp.get("/exports/<int:job_id>.zip")
-def export_download(job_id: int):
+@bp.get("/exports/<int:job_id>.zip", defaults={"part": 1})
+@bp.get("/exports/<int:job_id>/part<int:part>.zip")
+def export_download(job_id: int, part: int):
     job = get_db().get(ExportJob, job_id)
     store = blob_store(get_config())
-    found = finished_export(store, job)
+    found = finished_export(store, job, part)
     if found is None:
-        raise ApiError(404, "not_found", f"export {job_id} has no file (not finished, failed or expired)")
-    key, size = found
+        raise ApiError(404, "not_found", f"export {job_id} has no part {part} (not finished, failed or expired)")
+    key, name, size = found
     path = store.local_path(key)
     if path is not None:
-        return send_file(path, mimetype="application/zip", as_attachment=True, download_name=job.file_name,
+        return send_file(path, mimetype="application/zip", as_attachment=True, download_name=name,
                          max_age=0, conditional=True, etag=False)
     return Response(store.read_chunks(key), mimetype="application/zip", headers={
         "Content-Length": str(size), "Cache-Control": "no-store",
-        "Content-Disposition": f'attachment; filename="{job.file_name}"'})
+        "Content-Disposition": f'attachment; filename="{name}"'})

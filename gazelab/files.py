@@ -9,8 +9,9 @@ from pathlib import Path
 from gazelab.config import Config, ConfigError
 
 SECRET_FILE = "secret_key"
-# Folders of data_dir that hold copies of faces (training snapshots, export zips): erasure
-# empties them, since any file there may hold a deleted volunteer's crops.
+# Folders of data_dir that hold copies of faces: the training-data shard store (format in
+# gazelab.shardfiles; erasure deletes the shards that held the erased samples and every
+# other file there) and export zips (erasure deletes them all).
 SNAPSHOT_DIR = "snapshots"
 EXPORT_DIR = "exports"
 MIN_SECRET_LENGTH = 16

@@ -3,9 +3,14 @@
 - ``InMemory``: every array the model reads as one uint8 tensor (on the GPU when it fits
   there); a batch is an index into them. The fastest path, used whenever the arrays fit
   in half of ``[training] memory_budget_mb`` (``fits_in_memory``).
-- ``Streamed``: batches read from the snapshot's shard files (memory-mapped) by a
-  background thread one batch ahead, so reading overlaps the model's work. Memory: a few
-  batches, whatever the dataset size. Same rows, same order, same augmentation (it is
+- ``Streamed``: batches read from the snapshot's shard files (positioned reads, see
+  shards.ShardedArray) by a background thread `prefetch` batches ahead, so reading
+  overlaps the model's work. Memory: a few batches, whatever the dataset size. Measured
+  on the shared 2-core CPU machine (50k-sample store, default model, batches of 64, best
+  of 4 alternating rounds of 40 batches): in RAM 1166 samples/s, this thread 1211, reading
+  in line without it 1173 (and 30 % more CPU: torch's idle OpenMP thread spins while the
+  main thread reads), a torch DataLoader with one worker process over the same shards
+  1004 (its worker's CPU not even counted) — so a thread, not worker processes. Same rows, same order, same augmentation (it is
   applied afterwards, in the loop, from the same generator): the same seed trains the
   same model on either path.
 
@@ -81,6 +86,10 @@ class Streamed:
     def batches(self, order: torch.Tensor, batch_size: int) -> Iterator[tuple[torch.Tensor, dict]]:
         order = order.cpu()
         indices = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+        if not self.prefetch:
+            for index in indices:
+                yield index, self.gather(index)
+            return
         with ThreadPoolExecutor(1, thread_name_prefix="batches") as pool:
             pending = [pool.submit(self.gather, index) for index in indices[:self.prefetch]]
             for i, index in enumerate(indices):

@@ -10,8 +10,8 @@ read back through memory maps (format: gazelab.shardfiles).
   which collection.erasure calls too); its other samples are decoded again into a new
   shard. Only those shards are touched.
 - **Bounded memory.** One shard at a time is mapped while building, and shards hold at
-  most a budget-derived number of rows; ShardedArray unmaps its files after every
-  RELEASE_BYTES read, so reading the whole store does not keep it resident.
+  most a budget-derived number of rows; ShardedArray reads rows with positioned reads
+  into the caller's buffer, so reading the whole store keeps none of it resident.
 """
 from __future__ import annotations
 
@@ -38,7 +38,6 @@ SMALL = ("angles", "targets", "screens", "mm_per_px", "sample_ids", "session_ids
 MAPPED = (*CROP_KINDS, "landmarks")
 DECODE_BATCH = 256            # rows read from the database per query
 MAX_SHARD_BYTES = 256 << 20   # a shard's mapped bytes while it is written
-RELEASE_BYTES = 128 << 20     # ShardedArray unmaps its files after reading this much
 
 
 def row_layout(image_size: int) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
@@ -198,16 +197,20 @@ def update(db: Session, image_size: int, snapshot_dir: Path, accepted: np.ndarra
 class ShardedArray:
     """Rows spread over .npy shard files, as one read-only array: len, shape, dtype,
     nbytes and indexing (an int, a slice, an index or boolean array; every result is a
-    copy in RAM). Files are memory-mapped on first use and unmapped again after every
-    RELEASE_BYTES read, so the pages read do not stay resident in this process."""
+    copy in RAM). Rows are read with positioned reads (os.preadv) straight into the
+    result, runs of consecutive rows in one read: unlike a memory map, whose every touched
+    page — and the kernel's fault-around, up to 64 kB a fault — stays resident in this
+    process until unmapped (19,200 random rows of a 50k store: 1.8 GB of RSS), reading
+    costs no memory beyond the result. Up to MAX_OPEN files stay open."""
+
+    MAX_OPEN = 256
 
     def __init__(self, paths: list[Path], shard: np.ndarray, local: np.ndarray,
                  row_shape: tuple[int, ...], dtype: np.dtype):
         self.paths, self.shard, self.local = paths, shard, local
         self.row_shape, self.dtype = tuple(row_shape), np.dtype(dtype)
-        self._files: dict[int, object] = {}   # kept open: a shard erased meanwhile reads as zeros
-        self._maps: dict[int, np.ndarray] = {}
-        self._read = 0
+        self.row_nbytes = int(np.prod(self.row_shape, dtype=np.int64)) * self.dtype.itemsize
+        self._files: dict[int, tuple[int, int]] = {}   # shard → (fd, offset of row 0)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -219,41 +222,53 @@ class ShardedArray:
 
     @property
     def nbytes(self) -> int:
-        return int(np.prod(self.shape)) * self.dtype.itemsize
+        return len(self.shard) * self.row_nbytes
 
     def __len__(self) -> int:
         return len(self.shard)
 
-    def _map(self, shard: int) -> np.ndarray:
-        if shard not in self._maps:
-            if shard not in self._files:
-                self._files[shard] = open(self.paths[shard], "rb")
-            handle = self._files[shard]
-            handle.seek(0)
-            version = np.lib.format.read_magic(handle)
-            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape, fortran, dtype = read_header(handle)
-            self._maps[shard] = np.memmap(handle, dtype, "r", handle.tell(), shape, "F" if fortran else "C")
-        return self._maps[shard]
+    def _open(self, shard: int) -> tuple[int, int]:
+        if shard not in self._files:
+            if len(self._files) >= self.MAX_OPEN:
+                os.close(self._files.pop(next(iter(self._files)))[0])
+            with open(self.paths[shard], "rb") as handle:
+                version = np.lib.format.read_magic(handle)
+                (np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0)(handle)
+                offset = handle.tell()
+            self._files[shard] = (os.open(self.paths[shard], os.O_RDONLY), offset)
+        return self._files[shard]
 
     def take(self, rows: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """The rows `rows` (int array) into `out` (or a new array)."""
-        rows = np.asarray(rows, np.int64)
+        rows = np.asarray(rows, np.int64).ravel()
         out = np.empty((len(rows), *self.row_shape), self.dtype) if out is None else out
+        if not len(rows):
+            return out
         shards, local = self.shard[rows], self.local[rows]
-        order = np.argsort(shards, kind="stable")
-        starts = np.flatnonzero(np.r_[True, shards[order][1:] != shards[order][:-1]]) if len(rows) else []
-        for a, b in zip(starts, [*starts[1:], len(rows)]):
-            picked = order[a:b]
-            out[picked] = self._map(int(shards[picked[0]]))[local[picked]]
-        self._read += out.nbytes
-        if self._read > RELEASE_BYTES:
-            self.release()
+        order = np.lexsort((local, shards))
+        s, l = shards[order], local[order]
+        cut = np.flatnonzero((np.diff(s) != 0) | (np.diff(l) != 1)) + 1
+        flat = out.reshape(len(rows), -1).view(np.uint8)
+        for a, b in zip(np.r_[0, cut], np.r_[cut, len(rows)]):
+            fd, offset = self._open(int(s[a]))
+            targets = order[a:b]
+            contiguous = targets[-1] - targets[0] == b - a - 1 and (b - a == 1 or (np.diff(targets) == 1).all())
+            buffer = flat[targets[0]:targets[-1] + 1] if contiguous else np.empty((b - a, flat.shape[1]), np.uint8)
+            wanted = buffer.nbytes
+            if os.preadv(fd, [buffer], offset + int(l[a]) * self.row_nbytes) != wanted:
+                raise RuntimeError(f"{self.paths[int(s[a])]} is shorter than its manifest says")
+            if not contiguous:
+                flat[targets] = buffer
         return out
 
     def release(self) -> None:
-        """Unmap every file (they are mapped again when next read)."""
-        self._maps, self._read = {}, 0
+        """Close every open file (they are opened again when next read)."""
+        for fd, _ in self._files.values():
+            os.close(fd)
+        self._files = {}
+
+    def __del__(self):
+        self.release()
 
     def __getitem__(self, key):
         if isinstance(key, tuple):
@@ -268,10 +283,7 @@ class ShardedArray:
         return self.take(np.where(key < 0, key + len(self), key))
 
     def __array__(self, dtype=None, copy=None):
-        out = np.empty(self.shape, self.dtype)
-        step = max(1, RELEASE_BYTES // max(1, self.nbytes // max(1, len(self))))
-        for start in range(0, len(self), step):
-            self.take(np.arange(start, min(start + step, len(self))), out[start:start + step])
+        out = self.take(np.arange(len(self)))
         return out if dtype is None else out.astype(dtype, copy=False)
 
 

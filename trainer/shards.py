@@ -1,5 +1,5 @@
 """The shard store: accepted samples decoded once into append-only .npy shards on disk,
-read back through memory maps (format: gazelab.shardfiles).
+read back row by row with positioned reads (format: gazelab.shardfiles).
 
 - **Incremental.** `update` decodes only the accepted samples that no shard holds yet, a
   batch of rows at a time straight into a memory-mapped file, into new shards; nothing
@@ -32,7 +32,7 @@ from gazelab.shardfiles import (IDS, STORE_PREFIX, drop_shards_holding, erased_i
 # Bumped when what a shard holds changes: a store of another format is removed and rebuilt.
 FORMAT = 3
 LANDMARK_COUNT = 478
-# Per-sample arrays kept in RAM by a snapshot (small), and those left on disk (memory-mapped).
+# Per-sample arrays kept in RAM by a snapshot (small), and those left on disk (ShardedArray).
 SMALL = ("angles", "targets", "screens", "mm_per_px", "sample_ids", "session_ids", "volunteer_ids",
          "trial_ids", "trial_kinds", "frame_sizes")
 MAPPED = (*CROP_KINDS, "landmarks")
@@ -41,7 +41,7 @@ MAX_SHARD_BYTES = 256 << 20   # a shard's mapped bytes while it is written
 
 
 def row_layout(image_size: int) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-    """Shape of one row and dtype of every memory-mapped array."""
+    """Shape of one row and dtype of every array left on disk."""
     side = (image_size, image_size)
     layout = {kind: (side + ((3,) if kind != "head_pos" else ()), np.dtype(np.uint8)) for kind in CROP_KINDS}
     layout["landmarks"] = ((LANDMARK_COUNT, 2), np.dtype(np.float32))

@@ -1,7 +1,7 @@
 """Dataset snapshot: the accepted samples as arrays, and a leakage-free split.
 
 With a cache folder (the data dir's snapshots/), the crops and landmarks live in the shard
-store (trainer.shards): decoded once, incrementally, and read through memory maps, so a
+store (trainer.shards): decoded once, incrementally, and read row by row from disk, so a
 snapshot of a million samples costs a few hundred bytes of RAM per sample (the small
 per-sample arrays), not 57 kB. Without one (tests, quick benches) everything is decoded
 into RAM. Either way `snapshot.images[kind][indices]` gives a uint8 array of those rows.

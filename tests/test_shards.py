@@ -122,6 +122,22 @@ def test_a_shard_holding_a_sample_deleted_behind_the_stores_back_is_dropped(gz):
     _assert_same(again, _in_ram(gz))
 
 
+def test_a_build_that_still_sees_erased_rows_skips_them(gz):
+    """An erasure records the ids it erased; a build whose transaction began before that
+    erasure committed (and so still sees the rows) must not copy them back onto disk."""
+    add_samples(gz, volunteers=3, samples_per_volunteer=6)
+    with session_scope(gz.database_url) as db:
+        victim = db.scalar(select(Volunteer.id).where(Volunteer.source == "synthetic:0:1"))
+        ids = db.scalars(select(Sample.id).where(Sample.volunteer_id == victim)).all()
+    root = private_subdir(gz.config, SNAPSHOT_DIR)
+    from gazelab.shardfiles import drop_shards_holding, store_lock
+    with store_lock(root):           # what erasure records, the rows still readable
+        drop_shards_holding(root, ids)
+    snapshot = _load(gz)
+    assert snapshot.build["decoded"] == 12 and len(snapshot) == 12 and victim not in set(snapshot.volunteer_ids)
+    assert not np.isin(np.load(_store(gz) / read_manifest(_store(gz))["shards"][0] / "sample_ids.npy"), ids).any()
+
+
 def test_streamed_training_gives_the_same_model_as_in_ram(gz):
     add_samples(gz, volunteers=5, samples_per_volunteer=24)
     snapshot = _load(gz)

@@ -2,11 +2,14 @@
 and for the retention purge alike.
 
 Every copy: the rows (samples, crops, raw frames, trials, sessions and whatever refers to
-them by foreign key), the training snapshots in data_dir and every export zip in the blob
-store (any of them may hold the crops; they are rebuilt on demand) — other nodes drop their
-own snapshots when their worker's heartbeat sees the erasure count move — the volunteer's and their sessions' ids in
+them by foreign key), the shards of this node's training-data store that held their samples
+(zeroed at their rows, then deleted; the other samples of those shards are decoded again
+on the next load — gazelab.shardfiles), any other file in the snapshots folder, every
+export zip in the blob store and every export being written here (they may hold the crops;
+running exports are cancelled), the volunteer's and their sessions' ids in
 training runs' splits and per-volunteer tables (replaced by a count; the run is marked as
-trained on since-deleted data). SQLite zeroes deleted pages (secure_delete) and the WAL is
+trained on since-deleted data). Other nodes drop their whole snapshots folder when their
+worker's heartbeat sees the erasure count in Redis move. SQLite zeroes deleted pages (secure_delete) and the WAL is
 checkpointed and truncated afterwards, so no page of the file keeps the faces.
 """
 from __future__ import annotations
@@ -23,7 +26,8 @@ from gazelab import broker
 from gazelab.blobs import blob_store
 from gazelab.config import Config
 from gazelab.db import checkpoint
-from gazelab.files import EXPORT_DIR, remove_snapshots
+from gazelab.files import EXPORT_DIR, SNAPSHOT_DIR
+from gazelab.shardfiles import ERASED, ERASURES_SEEN, LOCK, drop_shards_holding, store_lock, stores
 from gazelab.schema import (CollectionSession, ExportJob, ModelArtifact, RawFrame, Sample,
                             SampleImages, TrainingRun, Trial, Volunteer, utcnow)
 
@@ -32,7 +36,13 @@ logger = logging.getLogger(__name__)
 
 def delete_volunteer(db: Session, config: Config, volunteer_id: str) -> dict[str, int]:
     """Erase every row and byte of one volunteer; returns what was removed (all zeros
-    when there is no such volunteer). Commits."""
+    when there is no such volunteer). Commits. Holds the shard store's lock from the
+    delete to the removal of the shards, so no build copies the rows in between."""
+    with store_lock(config.data_dir / SNAPSHOT_DIR):
+        return _delete_volunteer(db, config, volunteer_id)
+
+
+def _delete_volunteer(db: Session, config: Config, volunteer_id: str) -> dict[str, int]:
     session_ids = db.scalars(select(CollectionSession.id).where(
         CollectionSession.volunteer_id == volunteer_id)).all()
     samples = select(Sample.id).where(Sample.volunteer_id == volunteer_id)
@@ -42,6 +52,7 @@ def delete_volunteer(db: Session, config: Config, volunteer_id: str) -> dict[str
         + func.length(SampleImages.head_pos)
         + func.coalesce(func.length(SampleImages.landmarks), 0)), 0)).where(SampleImages.sample_id.in_(samples))) or 0
     summary.forget_volunteer(db, volunteer_id)   # the bulk delete below bypasses the ORM hook
+    sample_ids = db.scalars(select(Sample.id).where(Sample.volunteer_id == volunteer_id)).all()
     raw_bytes = db.scalar(select(func.coalesce(func.sum(func.length(RawFrame.jpeg)), 0)).where(
         RawFrame.sample_id.in_(samples))) or 0
     removed = {
@@ -54,7 +65,8 @@ def delete_volunteer(db: Session, config: Config, volunteer_id: str) -> dict[str
         "volunteers": db.execute(delete(Volunteer).where(Volunteer.id == volunteer_id)).rowcount,
     }
     removed["runs_scrubbed"] = _scrub_runs(db, {volunteer_id, *session_ids}) if removed["volunteers"] else 0
-    removed["files"] = _remove_copies(db, config) if removed["samples"] else 0
+    db.commit()
+    removed["files"] = _remove_copies(db, config, sample_ids) if removed["samples"] else 0
     db.commit()
     checkpoint(config.database_url)
     if removed["samples"]:
@@ -107,17 +119,21 @@ def _without(value: Any, ids: set[str]) -> tuple[Any, int]:
     return value, 0
 
 
-def _remove_copies(db: Session, config: Config) -> int:
-    """Delete this node's snapshots and every export zip (rebuilt on demand); finished exports
-    expire."""
-    removed = remove_snapshots(config)
+def _remove_copies(db: Session, config: Config, sample_ids: list[int]) -> int:
+    """Delete the shards that held these samples, every other snapshot file, every export zip
+    and every export being written here (rebuilt on demand); finished exports expire, running
+    ones are cancelled. Returns shards + files."""
+    snapshots = config.data_dir / SNAPSHOT_DIR
+    removed = drop_shards_holding(snapshots, sample_ids)
+    keep = {LOCK, ERASED, ERASURES_SEEN, *(store.name for store in stores(snapshots))}
+    for folder in (snapshots, config.data_dir / EXPORT_DIR):
+        for path in folder.glob("*") if folder.is_dir() else ():
+            if path.name not in keep and path.is_file():
+                path.unlink(missing_ok=True)
+                removed += 1
     store = blob_store(config)
     for key in store.keys(EXPORT_DIR):
         store.delete(key)
-        removed += 1
-    local = config.data_dir / EXPORT_DIR           # exports being written on this node
-    for path in local.iterdir() if local.is_dir() else ():
-        path.unlink(missing_ok=True)
         removed += 1
     for job in db.scalars(select(ExportJob).where(ExportJob.status == "done")):
         job.status, job.error = "expired", "removed: a volunteer in it asked for their data to be deleted"

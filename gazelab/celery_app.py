@@ -16,7 +16,8 @@ from kombu import Queue
 
 from gazelab import broker
 from gazelab.config import Config
-from gazelab.files import catch_up_erasures, private_data_dir
+from gazelab.files import SNAPSHOT_DIR, private_data_dir
+from gazelab.shardfiles import catch_up_erasures
 
 # Task names: how the web app and the CLI reach the tasks without importing them.
 RETRAIN_TASK = "trainer.tasks.retrain"
@@ -81,7 +82,7 @@ def _start_heartbeat(sender=None, **_) -> None:
             if erasures is not None:
                 # snapshots live in each node's data dir: an erasure on any node drops them here
                 try:
-                    catch_up_erasures(config, erasures)
+                    catch_up_erasures(config.data_dir / SNAPSHOT_DIR, erasures)
                 except OSError:
                     logger.exception("could not drop this node's snapshots after an erasure")
             _stop_heartbeat.wait(broker.HEARTBEAT_INTERVAL_S)

@@ -167,6 +167,7 @@ SPEC: dict[str, dict[str, Key]] = {
         "device": _choice("auto", "cpu", "cuda"),
         "mirror_augment": _bool(),
         "stale_after_seconds": _int(10, 10**6),
+        "memory_budget_mb": _int(256, 10**7),
     },
 }
 

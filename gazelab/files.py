@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 from pathlib import Path
 
 from gazelab.config import Config, ConfigError
 
 SECRET_FILE = "secret_key"
-# Folders of data_dir that hold copies of faces (training snapshots, export zips): erasure
-# empties them, since any file there may hold a deleted volunteer's crops.
+# Folders of data_dir that hold copies of faces: the training-data shard store (format in
+# gazelab.shardfiles; erasure deletes the shards that held the erased samples and every
+# other file there) and export zips (erasure deletes them all).
 SNAPSHOT_DIR = "snapshots"
 EXPORT_DIR = "exports"
-# In SNAPSHOT_DIR: the erasure count (gazelab.broker) this node's snapshots are older than.
-ERASURES_SEEN = ".erasures-seen"
 MIN_SECRET_LENGTH = 16
 
 
@@ -71,27 +69,3 @@ def secret_key(config: Config) -> str:
         raise ConfigError(f"{source}: the secret key is empty or shorter than {MIN_SECRET_LENGTH} "
                           "characters; set a longer one (or delete the file to create a new one)")
     return key
-
-
-def remove_snapshots(config: Config) -> int:
-    """Delete this node's training snapshots (a cache, rebuilt from the database on demand)."""
-    folder = config.data_dir / SNAPSHOT_DIR
-    removed = 0
-    for path in folder.iterdir() if folder.is_dir() else ():
-        if path.name == ERASURES_SEEN:
-            continue
-        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink(missing_ok=True)
-        removed += 1
-    return removed
-
-
-def catch_up_erasures(config: Config, erasures: int) -> bool:
-    """Drop this node's snapshots if volunteers were erased (anywhere) since they were made:
-    `erasures` is the cluster-wide count; returns whether anything was dropped."""
-    marker = private_subdir(config, SNAPSHOT_DIR) / ERASURES_SEEN
-    seen = marker.read_text().strip() if marker.exists() else None
-    if seen == str(erasures):
-        return False
-    dropped = remove_snapshots(config) > 0
-    write_atomically(marker, str(erasures).encode())
-    return dropped

@@ -97,3 +97,22 @@ def bench_scale(samples, runs, database_url, repeat, image_every, keep, as_json)
     grid (first and a deep page), the runs list and coverage through the Flask app."""
     from gazelab_cli.benchmarks.scale import run
     click.echo(json.dumps(run(samples, runs, database_url, repeat, image_every, keep)))
+
+
+@bench.command("snapshot")
+@click.option("--samples", default=200_000, show_default=True, type=click.IntRange(100, 100_000_000),
+              help="Accepted samples in the bench database (bulk-inserted).")
+@click.option("--database-url", default=None, help="Fill this (empty, migrated on start) database "
+                                                   "instead of a SQLite file in a temp dir.")
+@click.option("--subset", default=20_000, show_default=True, type=click.IntRange(50, 100_000_000),
+              help="Samples kept (the rest rejected) for the in-RAM vs streamed comparison.")
+@click.option("--train-batches", default=300, show_default=True, type=click.IntRange(1, 10_000_000),
+              help="Training batches timed over the whole store (a random training split of this size).")
+@click.option("--subset-batches", default=150, show_default=True, type=click.IntRange(1, 10_000_000),
+              help="Training batches timed on the subset, in RAM and streamed.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object (the default output anyway).")
+def bench_snapshot(samples: int, database_url: str | None, subset: int, train_batches: int, subset_batches: int,
+                   as_json: bool) -> None:
+    """Shard store build (from scratch and incremental) and training at scale: time and peak RSS."""
+    from gazelab_cli.benchmarks.snapshot import run
+    click.echo(json.dumps(run(load_config(), samples, database_url, subset, train_batches, subset_batches)))

@@ -8,7 +8,8 @@ import pytest
 
 from gazelab.blobs import FolderStore, S3Store, blob_store
 from gazelab.config import ConfigError
-from gazelab.files import SNAPSHOT_DIR, catch_up_erasures
+from gazelab.files import SNAPSHOT_DIR
+from gazelab.shardfiles import catch_up_erasures, store_lock
 from tests.support import GazeEnv
 from tests.test_multinode import BUCKET, s3_server  # noqa: F401  (fixture)
 
@@ -59,16 +60,18 @@ def test_blob_url_setting(tmp_path):
 
 
 def test_a_node_drops_its_snapshots_when_the_erasure_count_moves(tmp_path):
-    config = GazeEnv(tmp_path, f"sqlite:///{tmp_path}/g.db").config
     folder = tmp_path / SNAPSHOT_DIR
     folder.mkdir()
-    (folder / "snapshot-abc.npz").write_bytes(b"faces")
-    (folder / "shards").mkdir()
-    (folder / "shards" / "face-0.npy").write_bytes(b"faces")
-    assert catch_up_erasures(config, 4) is True          # a node that never looked: drop
-    assert sorted(p.name for p in folder.iterdir()) == [".erasures-seen"]
-    (folder / "snapshot-def.npz").write_bytes(b"faces")
-    assert catch_up_erasures(config, 4) is False          # nothing new: the cache stays
-    assert (folder / "snapshot-def.npz").exists()
-    assert catch_up_erasures(config, 5) is True           # an erasure elsewhere: drop
-    assert not (folder / "snapshot-def.npz").exists()
+    (folder / "stray.npz").write_bytes(b"faces")
+    (folder / "store-64" / "shard-0").mkdir(parents=True)
+    (folder / "store-64" / "shard-0" / "face.npy").write_bytes(b"faces")
+    assert catch_up_erasures(folder, 4) is True          # a node that never looked: drop
+    assert sorted(p.name for p in folder.iterdir()) == [".erasures-seen", ".lock"]
+    (folder / "stray.npz").write_bytes(b"faces")
+    assert catch_up_erasures(folder, 4) is False          # nothing new: the cache stays
+    assert (folder / "stray.npz").exists()
+    with store_lock(folder):                              # a build holds the store: ask again later
+        assert catch_up_erasures(folder, 5) is False
+    assert (folder / "stray.npz").exists()
+    assert catch_up_erasures(folder, 5) is True           # an erasure elsewhere: drop
+    assert not (folder / "stray.npz").exists()

@@ -89,8 +89,11 @@ def _csrf(http: requests.Session, url: str) -> str:
 
 
 def _snapshot_files(node: GazeEnv) -> list[str]:
+    """Files of the node's shard store that hold training data (not its lock or markers)."""
     folder = node.data_dir / SNAPSHOT_DIR
-    return sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) if folder.is_dir() else []
+    if not folder.is_dir():
+        return []
+    return sorted(str(p.relative_to(folder)) for p in folder.glob("*/*/*") if p.is_file())
 
 
 def test_two_nodes_share_database_redis_and_blob_store(cluster, s3_server):

@@ -48,14 +48,18 @@ def test_delete_then_train_finds_none_of_the_deleted_crops(gz):
         db.add(run)
         db.flush()
         db.add(ModelArtifact(run_id=run.id, weights=b"w", metrics=per_volunteer))
-    assert list(cache.glob("snapshot-*.npz")) and oct(next(cache.glob("*.npz")).stat().st_mode & 0o777) == "0o600"
+    files = [p for p in cache.rglob("*") if p.is_file() and p.name != ".lock"]
+    assert files and {oct(p.stat().st_mode & 0o777) for p in files} == {"0o600"}
+    assert {oct(p.stat().st_mode & 0o777) for p in cache.rglob("*") if p.is_dir()} == {"0o700"}
     deleted_rows = before.images["face"][before.volunteer_ids == gone]
     max_id = int(before.sample_ids.max())
 
     with session_scope(gz.database_url) as db:
         removed = delete_volunteer(db, gz.config, gone)
     assert removed["samples"] == 12 and removed["files"] >= 1 and removed["runs_scrubbed"] == 1
-    assert not list(cache.glob("*"))   # the cached snapshot held the crops: gone
+    # the shard that held their crops is gone; no file of the store holds their pixels
+    stored_files = b"".join(p.read_bytes() for p in cache.rglob("*") if p.is_file())
+    assert not any(row.tobytes() in stored_files for row in deleted_rows)
     # the database file (and its WAL) keep no byte of the deleted crops (secure_delete)
     db_path = gz.database_url.split("///", 1)[1]
     stored = open(db_path, "rb").read()
@@ -74,7 +78,9 @@ def test_delete_then_train_finds_none_of_the_deleted_crops(gz):
     assert len(after) == 48 and gone not in set(after.volunteer_ids)
     assert set(after.sample_ids) & set(before.sample_ids[before.volunteer_ids == gone]) == set()
     assert (after.sample_ids[-12:] > max_id).all()
-    assert not any((after.images["face"] == row).all(axis=(1, 2, 3)).any() for row in deleted_rows)
+    assert not any((after.images["face"][:] == row).all(axis=(1, 2, 3)).any() for row in deleted_rows)
+    stored_files = b"".join(p.read_bytes() for p in cache.rglob("*") if p.is_file())
+    assert not any(row.tobytes() in stored_files for row in deleted_rows)
     assert gone not in str(run.split) and gone not in str(run.metrics)
     assert run.split["erased_ids"] == 1 and run.data_deleted_at is not None
     assert len(run.metrics["per_volunteer"]) == 1

@@ -25,6 +25,7 @@ class TrainParams:
     error_grid: tuple[int, int]
     device: str
     mirror_augment: bool          # flip half the training samples left-right (transforms.mirror_inputs)
+    memory_budget_mb: int         # peak RAM of building the shards and of training (trainer.datasets)
     image_size: int               # [collection] image_size: the side of the stored crops
 
     @classmethod

@@ -34,15 +34,18 @@ def training_mean(snapshot: Snapshot, train: np.ndarray, n: int) -> np.ndarray:
     return np.repeat(snapshot.targets[train].mean(axis=0, keepdims=True), n, axis=0)
 
 
-def eye_patches(snapshot: Snapshot, indices: np.ndarray) -> np.ndarray:
-    """(n, 120): both eyes as 10×6 grey, histogram-equalised patches, 0..1."""
+def eye_patches(snapshot: Snapshot, indices: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """(n, 120): both eyes as 10×6 grey, histogram-equalised patches, 0..1 (crops read
+    `chunk` rows at a time)."""
     rows = []
-    for i in indices:
-        patches = []
-        for kind in ("l_eye", "r_eye"):
-            grey = cv2.cvtColor(snapshot.images[kind][i], cv2.COLOR_RGB2GRAY)
-            patches.append(cv2.equalizeHist(cv2.resize(grey, EYE_PATCH, interpolation=cv2.INTER_AREA)))
-        rows.append(np.concatenate([p.ravel() for p in patches]))
+    for start in range(0, len(indices), chunk):
+        eyes = {kind: snapshot.images[kind][indices[start:start + chunk]] for kind in ("l_eye", "r_eye")}
+        for i in range(len(eyes["l_eye"])):
+            patches = []
+            for kind in ("l_eye", "r_eye"):
+                grey = cv2.cvtColor(eyes[kind][i], cv2.COLOR_RGB2GRAY)
+                patches.append(cv2.equalizeHist(cv2.resize(grey, EYE_PATCH, interpolation=cv2.INTER_AREA)))
+            rows.append(np.concatenate([p.ravel() for p in patches]))
     return np.asarray(rows, np.float64).reshape(len(indices), -1) / 255.0
 
 

@@ -225,7 +225,7 @@ def _train_and_store(config: Config, run_id: int, client, progress: bool) -> str
     url = config.database_url
     with session_scope(url) as db:
         params = TrainParams.from_config(config, **db.get(TrainingRun, run_id).params)
-        snapshot = load_snapshot(db, params.image_size, private_subdir(config, SNAPSHOT_DIR))
+        snapshot = load_snapshot(db, params.image_size, private_subdir(config, SNAPSHOT_DIR), params.memory_budget_mb)
     started, history, cancel = time.monotonic(), [], {"requested": False}
     # Cross-validation trains one model per fold before the final one: the progress says which.
     phase = {"name": "final model", "started": started}
@@ -271,7 +271,7 @@ def _train_and_store(config: Config, run_id: int, client, progress: bool) -> str
         split_record["folds"] = crossval["folds"]
     metrics["params"] = result.spec["parameters"]
     metrics["training"] = {"samples_per_s": result.samples_per_s, "best_epoch": result.best_epoch,
-                           "stopped": result.stopped, "device": result.device,
+                           "stopped": result.stopped, "device": result.device, "data": result.data,
                            "seconds": round(time.monotonic() - started, 1)}
     figures = run_figures(metrics, test_errors, result.history)
     with session_scope(url) as db:

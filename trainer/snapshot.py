@@ -1,8 +1,11 @@
-"""Dataset snapshot: accepted samples as uint8 arrays in memory, and a leakage-free split.
+"""Dataset snapshot: the accepted samples as arrays, and a leakage-free split.
 
-The snapshot is decoded from the database once and cached on disk (``.npz``) keyed by
-the dataset version — a hash of the accepted sample ids and the image size — so an
-unchanged dataset is not decoded again.
+With a cache folder (the data dir's snapshots/), the crops and landmarks live in the shard
+store (trainer.shards): decoded once, incrementally, and read row by row from disk, so a
+snapshot of a million samples costs a few hundred bytes of RAM per sample (the small
+per-sample arrays), not 57 kB. Without one (tests, quick benches) everything is decoded
+into RAM. Either way `snapshot.images[kind][indices]` gives a uint8 array of those rows.
+The dataset version is a hash of the accepted sample ids and the image size.
 """
 from __future__ import annotations
 
@@ -14,19 +17,17 @@ import numpy as np
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from collection.codec import decode_crop, decode_landmarks
-from gazelab.schema import CROP_KINDS, CollectionSession, Sample, SampleImages, Trial
+from gazelab.schema import CROP_KINDS, Sample, Trial
+from trainer import shards
 
-# Bumped when the arrays a snapshot holds change, so older disk caches are not reused.
-SNAPSHOT_FORMAT = 2
-LANDMARK_COUNT = 478
-ARRAYS = ("angles", "targets", "screens", "mm_per_px", "sample_ids", "session_ids", "volunteer_ids",
-          "trial_ids", "trial_kinds", "landmarks", "frame_sizes")
+SNAPSHOT_FORMAT = shards.FORMAT
+DEFAULT_MEMORY_BUDGET_MB = 2048
 
 
 @dataclass
 class Snapshot:
-    images: dict[str, np.ndarray]   # CROP_KINDS: photos (N,S,S,3) uint8 RGB; head_pos (N,S,S) uint8
+    images: dict                    # CROP_KINDS: photos (N,S,S,3) uint8 RGB; head_pos (N,S,S) uint8
+                                    # (ndarray, or shards.ShardedArray: same indexing, rows copied on read)
     angles: np.ndarray              # (N,3) float32 yaw, pitch, roll in degrees (0 when unknown)
     targets: np.ndarray             # (N,2) float32 target / screen size
     screens: np.ndarray             # (N,2) float32 screen width, height (CSS px)
@@ -36,9 +37,10 @@ class Snapshot:
     volunteer_ids: np.ndarray       # (N,) str
     trial_ids: np.ndarray           # (N,) int64, -1 for a sample without a trial
     trial_kinds: np.ndarray         # (N,) str: the sample's trial kind ("collection" without a trial)
-    landmarks: np.ndarray           # (N,478,2) float32 frame px, NaN where not stored
+    landmarks: np.ndarray           # (N,478,2) float32 frame px, NaN where not stored (ndarray or ShardedArray)
     frame_sizes: np.ndarray         # (N,2) float32 frame width, height (px; 0 when unknown)
     version: str
+    build: dict | None = None       # what loading decoded: shards.update's report (None without a cache)
 
     def __len__(self) -> int:
         return len(self.sample_ids)
@@ -50,72 +52,37 @@ def _training_frames(query):
             .where(Sample.status == "accepted", or_(Trial.kind.is_(None), Trial.kind != "validation")))
 
 
-def _accepted(db: Session):
-    return _training_frames(select(Sample.id)).order_by(Sample.id)
+def accepted_ids(db: Session) -> np.ndarray:
+    return np.asarray(db.scalars(_training_frames(select(Sample.id)).order_by(Sample.id)).all(), dtype=np.int64)
+
+
+def _version(ids: np.ndarray, image_size: int) -> str:
+    return hashlib.sha256(ids.tobytes() + f"{image_size}:{SNAPSHOT_FORMAT}".encode()).hexdigest()[:16]
 
 
 def dataset_version(db: Session, image_size: int) -> str:
-    ids = np.asarray(db.scalars(_accepted(db)).all(), dtype=np.int64)
-    digest = hashlib.sha256(ids.tobytes() + f"{image_size}:{SNAPSHOT_FORMAT}".encode()).hexdigest()
-    return digest[:16]
+    return _version(accepted_ids(db), image_size)
 
 
-def _read(db: Session, image_size: int, version: str) -> Snapshot:
-    query = (_training_frames(select(Sample, SampleImages, CollectionSession, Trial.kind)
-                              .join(SampleImages, SampleImages.sample_id == Sample.id)
-                              .join(CollectionSession, CollectionSession.id == Sample.session_id))
-             .order_by(Sample.id)
-             .execution_options(yield_per=500))
-    images: dict[str, list[np.ndarray]] = {k: [] for k in CROP_KINDS}
-    angles, targets, screens, mm, ids, sessions, volunteers = [], [], [], [], [], [], []
-    trials, kinds, landmarks, frames = [], [], [], []
-    missing = np.full((LANDMARK_COUNT, 2), np.nan, np.float32)
-    for sample, crops, session, trial_kind in db.execute(query):
-        for kind in images:
-            images[kind].append(decode_crop(getattr(crops, kind), grey=kind == "head_pos", size=image_size))
-        angles.append([sample.yaw or 0.0, sample.pitch or 0.0, sample.roll or 0.0])
-        screen = (session.screen_width, session.screen_height)
-        targets.append([sample.target_x / screen[0], sample.target_y / screen[1]])
-        screens.append(screen)
-        mm.append(session.mm_per_px if session.mm_per_px else np.nan)
-        ids.append(sample.id)
-        sessions.append(sample.session_id)
-        volunteers.append(sample.volunteer_id)
-        trials.append(sample.trial_id if sample.trial_id is not None else -1)
-        kinds.append(trial_kind or "collection")
-        landmarks.append(decode_landmarks(crops.landmarks) if crops.landmarks else missing)
-        frames.append([sample.frame_width or 0, sample.frame_height or 0])
-    empty = {k: (0, image_size, image_size) + ((3,) if k != "head_pos" else ()) for k in images}
-    return Snapshot(
-        images={k: np.stack(v) if v else np.zeros(empty[k], np.uint8) for k, v in images.items()},
-        angles=np.asarray(angles, np.float32).reshape(-1, 3),
-        targets=np.asarray(targets, np.float32).reshape(-1, 2),
-        screens=np.asarray(screens, np.float32).reshape(-1, 2),
-        mm_per_px=np.asarray(mm, np.float32), sample_ids=np.asarray(ids, np.int64),
-        session_ids=np.asarray(sessions, dtype=str), volunteer_ids=np.asarray(volunteers, dtype=str),
-        trial_ids=np.asarray(trials, np.int64), trial_kinds=np.asarray(kinds, dtype=str),
-        landmarks=np.asarray(landmarks, np.float32).reshape(-1, LANDMARK_COUNT, 2),
-        frame_sizes=np.asarray(frames, np.float32).reshape(-1, 2), version=version)
+def _in_ram(db: Session, ids: np.ndarray, image_size: int) -> dict:
+    mapped = {name: np.empty((len(ids), *shape), dtype) for name, (shape, dtype) in shards.row_layout(image_size).items()}
+    small = shards.small_arrays(shards.decode(db, ids, mapped, image_size))
+    return {**small, **{name: array[:len(small["sample_ids"])] for name, array in mapped.items()}}
 
 
-def load_snapshot(db: Session, image_size: int, cache_dir: Path | None = None) -> Snapshot:
-    """All accepted samples; from the disk cache when the dataset version is unchanged."""
-    version = dataset_version(db, image_size)
-    path = cache_dir / f"snapshot-{version}.npz" if cache_dir else None
-    if path is not None and path.exists():
-        with np.load(path) as data:
-            return Snapshot(images={k: data[k] for k in CROP_KINDS}, **{k: data[k] for k in ARRAYS},
-                            version=version)
-    snapshot = _read(db, image_size, version)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        for old in path.parent.glob("snapshot-*.npz"):
-            old.unlink()
-        tmp = path.with_suffix(".tmp.npz")
-        tmp.touch(mode=0o600)   # faces: private to the user, whatever the process umask
-        np.savez(tmp, **snapshot.images, **{k: getattr(snapshot, k) for k in ARRAYS})
-        tmp.replace(path)
-    return snapshot
+def load_snapshot(db: Session, image_size: int, cache_dir: Path | None = None,
+                  memory_budget_mb: int = DEFAULT_MEMORY_BUDGET_MB) -> Snapshot:
+    """All accepted samples: through the shard store in `cache_dir` (only samples it does
+    not hold yet are decoded; memory bounded by `memory_budget_mb`), or into RAM."""
+    ids = accepted_ids(db)
+    build = None
+    if cache_dir is None:
+        columns = _in_ram(db, ids, image_size)
+    else:
+        build = shards.update(db, image_size, cache_dir, ids, memory_budget_mb)
+        columns = shards.open_rows(cache_dir, image_size, ids)
+    return Snapshot(images={k: columns.pop(k) for k in CROP_KINDS}, **columns,
+                    version=_version(columns["sample_ids"], image_size), build=build)
 
 
 def grouping(snapshot: Snapshot) -> tuple[str, np.ndarray]:

@@ -3,8 +3,10 @@
 AdamW, linear warm-up then cosine decay (per step), early stopping on the validation
 error (px; only in the second half of the schedule; the best epoch's weights are kept),
 augmentation on the fly (half the samples mirrored), deterministic from the seed.
-On CUDA: bf16 autocast and the whole snapshot resident on the GPU when it fits; on CPU:
-all cores.
+Data (trainer.datasets): the inputs as tensors in RAM when they fit in half of
+params.memory_budget_mb, otherwise batches streamed from the snapshot's shard files; the
+same seed gives the same model either way. On CUDA: bf16 autocast and the in-RAM tensors
+resident on the GPU when they fit there; on CPU: all cores.
 """
 from __future__ import annotations
 
@@ -19,10 +21,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from trainer import snapshot as snapshots
+from trainer import datasets, snapshot as snapshots
 from trainer.models import build_model, count_parameters, outputs_and_features, tensors_needed
 from trainer.params import TrainParams
-from trainer.transforms import make_batch, mirror_targets, normalisation_stats, to_tensor
+from trainer.transforms import make_batch, mirror_targets, normalisation_stats
 
 
 @dataclass
@@ -36,6 +38,7 @@ class TrainResult:
     stopped: str = "completed"       # completed | early_stopping | cancelled
     samples_per_s: float = 0.0
     device: str = "cpu"
+    data: str = "in_ram"             # in_ram | streamed (trainer.datasets)
     test_pred: np.ndarray | None = None
     test_features: np.ndarray | None = None   # penultimate features (personal calibration)
 
@@ -62,14 +65,14 @@ def px_loss(pred: torch.Tensor, target: torch.Tensor, screen: torch.Tensor) -> t
 
 
 @torch.no_grad()
-def predict_with_features(model, tensors, indices, stats, device,
+def predict_with_features(model, data, indices, stats, device,
                           batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
-    """(n, 2) outputs and (n, F) penultimate features of the samples `indices`."""
+    """(n, 2) outputs and (n, F) penultimate features of the samples `indices` of `data`
+    (a trainer.datasets source)."""
     model.eval()
     out, features = [], []
-    for start in range(0, len(indices), batch_size):
-        index = torch.as_tensor(indices[start:start + batch_size], device=next(iter(tensors.values())).device)
-        batch = {k: v.to(device, non_blocking=True) for k, v in make_batch(tensors, index, stats).items()}
+    for _, inputs in data.batches(torch.as_tensor(indices, dtype=torch.long), batch_size):
+        batch = {k: v.to(device, non_blocking=True) for k, v in make_batch(inputs, None, stats).items()}
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             output, feature = outputs_and_features(model, batch)
         out.append(output.float().cpu())
@@ -79,8 +82,8 @@ def predict_with_features(model, tensors, indices, stats, device,
     return torch.cat(out).numpy(), torch.cat(features).numpy()
 
 
-def predict(model, tensors, indices, stats, device, batch_size: int = 512) -> np.ndarray:
-    return predict_with_features(model, tensors, indices, stats, device, batch_size)[0]
+def predict(model, data, indices, stats, device, batch_size: int = 512) -> np.ndarray:
+    return predict_with_features(model, data, indices, stats, device, batch_size)[0]
 
 
 def train(snapshot: snapshots.Snapshot, params: TrainParams, *,
@@ -97,16 +100,17 @@ def train(snapshot: snapshots.Snapshot, params: TrainParams, *,
     split = split or snapshots.split(snapshot, params.validation_fraction, params.test_fraction, params.seed)
     train_idx, val_idx, test_idx = (split["indices"][k] for k in ("train", "validation", "test"))
 
-    # ---- data: uint8 tensors, on the GPU when they fit ----
+    # ---- data: uint8 tensors in RAM (on the GPU when they fit) or streamed from the shards ----
     kinds = tensors_needed(params.inputs)
-    arrays = {k: snapshot.images[k] for k in kinds if k != "angles"}
-    data_device = device
-    if device.type == "cuda":
-        needed = sum(a.nbytes for a in arrays.values())
-        data_device = device if needed < 0.5 * torch.cuda.mem_get_info()[0] else torch.device("cpu")
-    tensors = {k: to_tensor(a, data_device) for k, a in arrays.items()}
-    if "angles" in kinds:
-        tensors["angles"] = torch.from_numpy(snapshot.angles).to(data_device)
+    if datasets.fits_in_memory(snapshot, kinds, params.memory_budget_mb):
+        data_device = device
+        if device.type == "cuda":
+            needed = datasets.needed_bytes(snapshot, kinds)
+            data_device = device if needed < 0.5 * torch.cuda.mem_get_info()[0] else torch.device("cpu")
+        data = datasets.InMemory(snapshot, kinds, data_device)
+    else:
+        data = datasets.Streamed(snapshot, kinds)
+    data_device = data.device
     stats = normalisation_stats(snapshot.images, train_idx, kinds)
     targets = torch.from_numpy(snapshot.targets).to(device)
     screens = torch.from_numpy(snapshot.screens).to(device)
@@ -121,7 +125,7 @@ def train(snapshot: snapshots.Snapshot, params: TrainParams, *,
         optimizer, lambda step: lr_factor(step, params.warmup_epochs * steps_per_epoch, total_steps))
     generator = torch.Generator(device=data_device).manual_seed(params.seed)
     result = TrainResult(model, {**spec, "parameters": count_parameters(model)}, stats, split,
-                         device=str(device))
+                         device=str(device), data="in_ram" if isinstance(data, datasets.InMemory) else "streamed")
 
     # ---- loop ----
     best_error, best_state, stale_epochs = math.inf, None, 0
@@ -133,14 +137,13 @@ def train(snapshot: snapshots.Snapshot, params: TrainParams, *,
         order = torch.as_tensor(train_idx, device=data_device)[
             torch.randperm(len(train_idx), generator=generator, device=data_device)]
         total_loss = 0.0
-        for start in range(0, len(order), params.batch_size):
-            index = order[start:start + params.batch_size]
+        for index, inputs in data.batches(order, params.batch_size):
             if len(index) < 2:  # batch norm needs two samples
                 continue
             mirror = (torch.rand(len(index), generator=generator, device=data_device) < 0.5
                       if params.mirror_augment else None)
             batch = {k: v.to(device, non_blocking=True) for k, v in make_batch(
-                tensors, index, stats, augment=True, generator=generator, mirror=mirror).items()}
+                inputs, None, stats, augment=True, generator=generator, mirror=mirror).items()}
             index = index.to(device)
             target = targets[index] if mirror is None else mirror_targets(targets[index], mirror.to(device))
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
@@ -161,7 +164,7 @@ def train(snapshot: snapshots.Snapshot, params: TrainParams, *,
                  "val_error_px": None, "lr": scheduler.get_last_lr()[0],
                  "seconds": round(time.perf_counter() - started, 3)}
         if len(val_idx):
-            pred = torch.from_numpy(predict(model, tensors, val_idx, stats, device)).to(device)
+            pred = torch.from_numpy(predict(model, data, val_idx, stats, device)).to(device)
             entry["val_loss"] = px_loss(pred, targets[val_idx], screens[val_idx]).item()
             entry["val_error_px"] = float(((pred - targets[val_idx]) * screens[val_idx]).norm(dim=1).mean())
         result.history.append(entry)
@@ -188,5 +191,5 @@ def train(snapshot: snapshots.Snapshot, params: TrainParams, *,
     if best_state is not None:
         model.load_state_dict(best_state)
     result.samples_per_s = train_samples / train_seconds if train_seconds else 0.0
-    result.test_pred, result.test_features = predict_with_features(model, tensors, test_idx, stats, device)
+    result.test_pred, result.test_features = predict_with_features(model, data, test_idx, stats, device)
     return result

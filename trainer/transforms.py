@@ -24,17 +24,24 @@ ANGLE_SCALE = 20.0  # degrees → about unit scale
 MAX_SHIFT_PX = {"face": 2.0, "face_aligned": 2.0}
 
 
-def normalisation_stats(images: dict[str, np.ndarray], indices: np.ndarray,
-                        kinds: tuple[str, ...]) -> dict[str, list[float]]:
-    """Per-input mean and std (one per channel) over the given samples."""
+def normalisation_stats(images: dict, indices: np.ndarray, kinds: tuple[str, ...],
+                        sample: int = 2000, chunk: int = 256) -> dict[str, list[float]]:
+    """Per-input mean and std (one per channel) over the first `sample` of the given
+    samples, read `chunk` rows at a time (float64 sums: no float copy of them all)."""
     stats = {}
     for kind in kinds:
         if kind == "angles":
             continue
-        data = images[kind][indices[:2000]].astype(np.float32)
-        axes = (0, 1, 2)
-        stats[kind] = {"mean": np.atleast_1d(data.mean(axis=axes)).tolist(),
-                       "std": np.atleast_1d(data.std(axis=axes) + 1e-3).tolist()}
+        rows = indices[:sample]
+        total = total_sq = 0.0
+        count = 0
+        for start in range(0, len(rows), chunk):
+            data = np.asarray(images[kind][rows[start:start + chunk]], np.float64)
+            data = data.reshape(-1, data.shape[3] if data.ndim == 4 else 1)
+            total, total_sq, count = total + data.sum(axis=0), total_sq + (data * data).sum(axis=0), count + len(data)
+        mean = np.asarray(total, np.float64) / max(count, 1)
+        std = np.sqrt(np.maximum(np.asarray(total_sq, np.float64) / max(count, 1) - mean * mean, 0.0))
+        stats[kind] = {"mean": np.atleast_1d(mean).tolist(), "std": np.atleast_1d(std + 1e-3).tolist()}
     return stats
 
 
@@ -101,11 +108,13 @@ def mirror_targets(targets: torch.Tensor, mirror: torch.Tensor) -> torch.Tensor:
 def make_batch(tensors: dict[str, torch.Tensor], index: torch.Tensor, stats: dict, *,
                augment: bool = False, generator: torch.Generator | None = None,
                mirror: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """Model inputs for the samples `index` (a LongTensor on the tensors' device);
-    `mirror` (bool per sample) flips those samples left-right (mirror_inputs)."""
-    raw = {kind: tensor[index].float() for kind, tensor in tensors.items()}
+    """Model inputs for the samples `index` (a LongTensor on the tensors' device; None: the
+    tensors are the batch); `mirror` (bool per sample) flips those samples left-right
+    (mirror_inputs)."""
+    raw = {kind: (tensor if index is None else tensor[index]).float() for kind, tensor in tensors.items()}
+    first = next(iter(raw.values()))
     if mirror is not None:
-        raw = mirror_inputs(raw, mirror.to(index.device))
+        raw = mirror_inputs(raw, mirror.to(first.device))
     batch = {}
     for kind, images in raw.items():
         if kind == "angles":
@@ -116,7 +125,7 @@ def make_batch(tensors: dict[str, torch.Tensor], index: torch.Tensor, stats: dic
                 images = colour_jitter(images, generator)
             max_shift = MAX_SHIFT_PX.get(kind, 0.0)
             if max_shift:
-                shifts = (torch.rand(len(index), 2, generator=generator, device=images.device) * 2 - 1) * max_shift
+                shifts = (torch.rand(len(first), 2, generator=generator, device=images.device) * 2 - 1) * max_shift
                 images = random_shift(images, shifts)
         batch[kind] = normalise(kind, images, stats)
     return batch

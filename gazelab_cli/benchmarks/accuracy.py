@@ -41,7 +41,8 @@ def run(config: Config, volunteers: int, samples: int, folds: int, seed: int, ep
     data_config = bench_config(config, source, volunteers, samples, seed, bench="accuracy")
     data = prepare_data(data_config, source, volunteers, samples, seed, CALIBRATION_FRAMES)
     with session_scope(data_config.database_url) as db:
-        snapshot = load_snapshot(db, config.collection.image_size, private_subdir(data_config, SNAPSHOT_DIR))
+        snapshot = load_snapshot(db, config.collection.image_size, private_subdir(data_config, SNAPSHOT_DIR),
+                                 config.training.memory_budget_mb)
     data_s = time.perf_counter() - started
     params = TrainParams.from_config(config, epochs=epochs, device=device, folds=folds, seed=seed,
                                      architecture="compact", inputs="full")

@@ -307,12 +307,16 @@ def delete_then_train(stack: Stack) -> dict:
                            .where(Sample.volunteer_id == victim)).all()
         delete_volunteer(db, stack.config, victim)
         snapshot = load_snapshot(db, stack.config.collection.image_size, cache)
+    import numpy as np
+
     from collection.codec import decode_crop
     found = 0
+    faces = np.asarray(snapshot.images["face"])
+    stored = b"".join(path.read_bytes() for path in cache.rglob("*") if path.is_file())
     for face, *_ in crops:
         pixels = decode_crop(face, grey=False, size=stack.config.collection.image_size)
-        found += int((snapshot.images["face"] == pixels).all(axis=(1, 2, 3)).any())
-    stored = b"".join(path.read_bytes() for path in cache.glob("*"))
+        found += int((faces == pixels).all(axis=(1, 2, 3)).any())
+        found += int(pixels.tobytes() in stored)   # the decoded crop in a shard file
     if stack.config.database_url.startswith("sqlite"):
         stored += Path(stack.config.database_url.split("///", 1)[1]).read_bytes()
     # the last bytes of each JPEG crop: entropy-coded pixels, unique to it

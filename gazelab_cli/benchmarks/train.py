@@ -74,7 +74,8 @@ def run_bench(config: Config, volunteers: int, samples: int, epochs: int | None,
     data_config = bench_config(config, source, volunteers, samples, seed)
     data = prepare_data(data_config, source, volunteers, samples, seed)
     with session_scope(data_config.database_url) as db:
-        snapshot = load_snapshot(db, config.collection.image_size, private_subdir(data_config, SNAPSHOT_DIR))
+        snapshot = load_snapshot(db, config.collection.image_size, private_subdir(data_config, SNAPSHOT_DIR),
+                                 config.training.memory_budget_mb)
     data_s = time.perf_counter() - started
 
     results = {}

@@ -397,7 +397,11 @@ def test_a_large_export_comes_in_parts_that_unzip_into_the_same_layout(gz, admin
         response = admin_client.get(f"/admin/exports/{job_id}/part{part}.zip" if part > 1 else f"/admin/exports/{job_id}.zip")
         assert response.status_code == 200 and f"-part{part}.zip" in response.headers["Content-Disposition"]
         parts.append(zipfile.ZipFile(io.BytesIO(response.data)))
-    assert admin_client.get(f"/admin/exports/{job_id}/part4.zip").status_code == 404
+    for bad in ("part4.zip", "part0.zip"):      # no such part: the view says so
+        response = admin_client.get(f"/admin/exports/{job_id}/{bad}")
+        assert response.status_code == 404 and response.get_json()["error"] == "not_found", bad
+    for bad in ("part-1.zip", "part99999999999999999999999.zip", "partx.zip"):   # no such route
+        assert admin_client.get(f"/admin/exports/{job_id}/{bad}").status_code == 404, bad
     assert [len([n for n in p.namelist() if n.startswith("face/")]) for p in parts] == [8, 8, 6]
     assert ["positions.csv" in p.namelist() for p in parts] == [True, False, False]
     positions = list(csv.DictReader(io.StringIO(parts[0].read("positions.csv").decode())))

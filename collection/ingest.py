@@ -13,11 +13,12 @@ import secrets
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.orm import Session
 
 from gazelab.config import Config
+from gazelab.db import RETRIES, is_retryable
 from gazelab.schema import (CollectionSession, RawFrame, Sample, SampleImages, Trial,
                             Volunteer, new_id, utcnow)
 from collection import reasons as reason_codes
@@ -191,7 +192,7 @@ def ingest_frame(db: Session, config: Config, session: CollectionSession, *, fra
     Idempotent on (session, client_frame_id): a repeat returns the first result.
     A frame that is not a decodable image raises Unsupported and stores nothing.
     """
-    from collection.extraction import encode_features, extract
+    from collection.extraction import extract
 
     session_id = session.id   # kept: the row may be erased while the frame is extracted
     previous = _existing(db, session_id, client_frame_id)
@@ -208,10 +209,36 @@ def ingest_frame(db: Session, config: Config, session: CollectionSession, *, fra
     if trial is not None and trial.attention_passed is False:
         status, reasons = "rejected", reasons + [ATTENTION_FAILED]
 
-    sample = Sample(session_id=session.id, volunteer_id=session.volunteer_id,
+    volunteer_id = session.volunteer_id
+    for attempt in range(RETRIES):
+        try:
+            return _store(db, config, extraction, frame, status, reasons, session_id=session_id,
+                          volunteer_id=volunteer_id, trial_id=trial_id, client_frame_id=client_frame_id,
+                          captured_at=captured_at, target_x=target_x, target_y=target_y)
+        except OperationalError as exc:
+            # PostgreSQL broke a deadlock with an erasure or a review by rolling this
+            # transaction back: the extraction stands, the write runs again.
+            db.rollback()
+            if not is_retryable(exc) or attempt == RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _store(db: Session, config: Config, extraction, frame: bytes, status: str, reasons: list[str], *,
+           session_id: str, volunteer_id: str, trial_id: int | None, client_frame_id: str,
+           captured_at: dt.datetime, target_x: float, target_y: float) -> dict[str, Any]:
+    """Write one extracted frame's sample (and crops) in one transaction."""
+    from collection.extraction import encode_features
+
+    sample = Sample(session_id=session_id, volunteer_id=volunteer_id,
                     trial_id=trial_id, client_frame_id=client_frame_id,
                     captured_at=captured_at, target_x=target_x, target_y=target_y,
                     status=status, reasons=reason_codes.join(reasons))
+    if trial_id is not None:
+        # PostgreSQL: take the trial's row lock before any admin-summary row (the flush below
+        # upserts those); record_attention takes them in the same order, so the two cannot
+        # deadlock. (A no-op on SQLite, where one writer at a time holds the whole database.)
+        _attention_failed_since(db, trial_id)
     features = extraction.features
     if features is not None:
         sample.yaw, sample.pitch, sample.roll = features.yaw, features.pitch, features.roll
@@ -224,7 +251,7 @@ def ingest_frame(db: Session, config: Config, session: CollectionSession, *, fra
         db.flush()
         if config.server.store_raw_frames:
             db.add(RawFrame(sample_id=sample.id, jpeg=frame))
-        if trial is not None and _attention_failed_since(db, trial.id):
+        if trial_id is not None and _attention_failed_since(db, trial_id):
             reject(sample, ATTENTION_FAILED)
         db.commit()
     except (IntegrityError, StaleDataError):

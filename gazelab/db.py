@@ -56,6 +56,16 @@ def session_scope(url: str) -> Iterator[Session]:
         session.close()
 
 
+# PostgreSQL's "deadlock detected" and "could not serialize": the transaction was rolled
+# back as a whole and may simply run again.
+RETRYABLE_SQLSTATES = ("40P01", "40001")
+RETRIES = 3
+
+
+def is_retryable(exc: BaseException) -> bool:
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in RETRYABLE_SQLSTATES
+
+
 def checkpoint(url: str) -> None:
     """SQLite: copy the WAL into the database and truncate it, so that pages freed by an
     erasure (zeroed by secure_delete) leave no old copy behind in the WAL. No-op elsewhere."""

@@ -357,3 +357,45 @@ def test_accuracy_needs_the_token_and_says_when_there_is_no_model(client):
     path = f"/api/v1/sessions/{created['session_id']}/accuracy"
     assert client.get(path).status_code == 401
     assert client.get(path, headers=auth(created)).json == {"available": False, "reason": "no model yet"}
+
+
+def test_an_upload_survives_a_writer_that_locks_against_it(gz_any, face_jpeg):
+    """Another transaction holds the admin summary's row for today and then asks for the
+    trial this upload is writing to. PostgreSQL breaks the deadlock by rolling one back: if
+    that is the upload's, it is written again (the extraction stands); on SQLite the upload
+    waits for the other writer. Either way: 201, one sample, no 500."""
+    import threading
+    import time
+
+    import sqlalchemy as sa
+
+    from gazelab.db import get_engine
+    from webapp import create_app
+    client = create_app(gz_any.config).test_client()
+    created = new_session(client)
+    trial_id = client.post(f"/api/v1/sessions/{created['session_id']}/trials", headers=auth(created),
+                           json={"kind": "collection", "target_x": 100, "target_y": 100,
+                                 "shown_at": NOW}).json["trial_id"]
+    assert upload(client, created, face_jpeg, trial_id=trial_id).status_code == 201   # today's row exists
+    engine = get_engine(gz_any.database_url)
+    postgres = engine.dialect.name == "postgresql"
+    responses = []
+    with engine.connect() as other:
+        if postgres:
+            other.exec_driver_sql("BEGIN")
+            other.exec_driver_sql("UPDATE sample_day_counts SET n = n + 0")
+        else:
+            other.exec_driver_sql("BEGIN IMMEDIATE")
+        uploading = threading.Thread(target=lambda: responses.append(
+            upload(client, created, face_jpeg, trial_id=trial_id)))
+        uploading.start()
+        time.sleep(1.0)                      # the upload holds the trial and waits on the summary
+        if postgres:
+            try:
+                other.exec_driver_sql(f"SELECT id FROM trials WHERE id = {trial_id} FOR UPDATE")
+            except sa.exc.OperationalError:
+                pass                         # this side was chosen as the deadlock's victim
+        other.rollback()
+        uploading.join(60)
+    assert [r.status_code for r in responses] == [201], [r.json for r in responses]
+    assert count(gz_any, Sample) == 2

@@ -1,5 +1,7 @@
 import subprocess
 
+import pytest
+
 from sqlalchemy import inspect
 
 from gazelab import migrate
@@ -145,3 +147,45 @@ def test_export_size_holds_more_than_two_gibibytes(gz_any):
         job_id = job.id
     with session_scope(gz_any.database_url) as db:
         assert db.get(ExportJob, job_id).size_bytes == 5_000_000_000
+
+
+def test_a_deadlock_is_retryable_and_a_locked_sqlite_file_is_not(gz_any):
+    """gazelab.db.is_retryable: PostgreSQL's deadlock victim may run again (ingest and erasure
+    do); SQLite's 'database is locked' after its busy timeout is not a deadlock."""
+    import threading
+
+    import sqlalchemy as sa
+
+    from gazelab.db import get_engine, is_retryable
+    engine = get_engine(gz_any.database_url)
+    if engine.dialect.name == "sqlite":
+        other = sa.create_engine(gz_any.database_url, connect_args={"timeout": 0})
+        with engine.connect() as holder:
+            holder.exec_driver_sql("BEGIN IMMEDIATE")
+            with pytest.raises(sa.exc.OperationalError) as locked, other.connect() as connection:
+                connection.exec_driver_sql("INSERT INTO admin_users (name, password_hash) VALUES ('x', 'y')")
+            holder.rollback()
+        other.dispose()
+        assert "locked" in str(locked.value) and not is_retryable(locked.value)
+        return
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE lock_order (id int primary key, n int)")
+        connection.exec_driver_sql("INSERT INTO lock_order VALUES (1, 0), (2, 0)")
+    errors: list[BaseException] = []
+    both_hold_one = threading.Barrier(2)
+
+    def take(first: int, second: int) -> None:
+        try:
+            with engine.begin() as connection:
+                connection.exec_driver_sql(f"UPDATE lock_order SET n = n + 1 WHERE id = {first}")
+                both_hold_one.wait(10)
+                connection.exec_driver_sql(f"UPDATE lock_order SET n = n + 1 WHERE id = {second}")
+        except sa.exc.OperationalError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=take, args=order) for order in ((1, 2), (2, 1))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(errors) == 1 and is_retryable(errors[0]), errors

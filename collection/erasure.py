@@ -19,14 +19,13 @@ import logging
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from collection import summary
 from gazelab import broker
 from gazelab.blobs import blob_store
 from gazelab.config import Config
-from gazelab.db import RETRIES, checkpoint, is_retryable
+from gazelab.db import checkpoint, retrying_deadlocks
 from gazelab.files import EXPORT_DIR, SNAPSHOT_DIR
 from gazelab.shardfiles import ERASED, ERASURES_SEEN, LOCK, drop_shards_holding, store_lock, stores
 from gazelab.schema import (CollectionSession, ExportJob, ModelArtifact, RawFrame, Sample,
@@ -40,15 +39,7 @@ def delete_volunteer(db: Session, config: Config, volunteer_id: str) -> dict[str
     when there is no such volunteer). Commits. Holds the shard store's lock from the
     delete to the removal of the shards, so no build copies the rows in between."""
     with store_lock(config.data_dir / SNAPSHOT_DIR):
-        for attempt in range(RETRIES):
-            try:
-                return _delete_volunteer(db, config, volunteer_id)
-            except OperationalError as exc:
-                # PostgreSQL broke a deadlock with an upload by rolling this back: again
-                db.rollback()
-                if not is_retryable(exc) or attempt == RETRIES - 1:
-                    raise
-    raise AssertionError("unreachable")
+        return retrying_deadlocks(db, lambda: _delete_volunteer(db, config, volunteer_id))
 
 
 def _delete_volunteer(db: Session, config: Config, volunteer_id: str) -> dict[str, int]:

@@ -13,12 +13,12 @@ import secrets
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.orm import Session
 
 from gazelab.config import Config
-from gazelab.db import RETRIES, is_retryable
+from gazelab.db import retrying_deadlocks
 from gazelab.schema import (CollectionSession, RawFrame, Sample, SampleImages, Trial,
                             Volunteer, new_id, utcnow)
 from collection import reasons as reason_codes
@@ -210,18 +210,12 @@ def ingest_frame(db: Session, config: Config, session: CollectionSession, *, fra
         status, reasons = "rejected", reasons + [ATTENTION_FAILED]
 
     volunteer_id = session.volunteer_id
-    for attempt in range(RETRIES):
-        try:
-            return _store(db, config, extraction, frame, status, reasons, session_id=session_id,
-                          volunteer_id=volunteer_id, trial_id=trial_id, client_frame_id=client_frame_id,
-                          captured_at=captured_at, target_x=target_x, target_y=target_y)
-        except OperationalError as exc:
-            # PostgreSQL broke a deadlock with an erasure or a review by rolling this
-            # transaction back: the extraction stands, the write runs again.
-            db.rollback()
-            if not is_retryable(exc) or attempt == RETRIES - 1:
-                raise
-    raise AssertionError("unreachable")
+    # PostgreSQL may break a deadlock with an erasure or a review by rolling this write back:
+    # the extraction stands, the write runs again.
+    return retrying_deadlocks(db, lambda: _store(
+        db, config, extraction, frame, status, reasons, session_id=session_id, volunteer_id=volunteer_id,
+        trial_id=trial_id, client_frame_id=client_frame_id, captured_at=captured_at,
+        target_x=target_x, target_y=target_y))
 
 
 def _store(db: Session, config: Config, extraction, frame: bytes, status: str, reasons: list[str], *,

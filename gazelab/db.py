@@ -5,10 +5,13 @@ import contextlib
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+T = TypeVar("T")
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -64,6 +67,19 @@ RETRIES = 3
 
 def is_retryable(exc: BaseException) -> bool:
     return getattr(getattr(exc, "orig", None), "sqlstate", None) in RETRYABLE_SQLSTATES
+
+
+def retrying_deadlocks(db: Session, work: Callable[[], T]) -> T:
+    """`work()` (one transaction in `db`), run again — up to RETRIES times in all — when
+    PostgreSQL rolled it back to break a deadlock."""
+    for attempt in range(1, RETRIES + 1):
+        try:
+            return work()
+        except OperationalError as exc:
+            db.rollback()
+            if not is_retryable(exc) or attempt == RETRIES:
+                raise
+    raise AssertionError("unreachable")
 
 
 def checkpoint(url: str) -> None:

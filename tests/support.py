@@ -7,7 +7,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from sqlalchemy import create_engine, text
 
 from gazelab import broker, migrate
 from gazelab.config import Config, load_config
+from gazelab_cli.benchmarks.waiting import wait_until  # noqa: F401  (the tests import it from here)
 from gazelab_cli.supervisor import web_command, worker_command
 
 REPO = Path(__file__).resolve().parent.parent
@@ -86,19 +86,6 @@ class GazeEnv:
 
     def migrate(self) -> None:
         migrate.upgrade(self.config.database_url)
-
-
-def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            result = predicate()
-            if result:
-                return result
-        except Exception:
-            pass
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
 
 
 class Service:

@@ -33,6 +33,7 @@ import requests
 from gazelab import broker, migrate
 from gazelab.config import Config, load_config
 from gazelab.db import session_scope
+from gazelab_cli.benchmarks.waiting import wait_until
 from gazelab_cli.supervisor import beat_command, web_command, worker_command
 
 SCREEN = (1280, 720)
@@ -82,10 +83,10 @@ class Stack:
                                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                                     start_new_session=True)
         if "web" in names:
-            _wait(lambda: requests.get(self.url + "/healthz", timeout=2).ok, 60, "web server")
+            wait_until(lambda: requests.get(self.url + "/healthz", timeout=2).ok, 60, 0.2, "web server")
         if "worker" in names:
             url = broker.broker_url(self.config)
-            _wait(lambda: broker.live_workers(url), 60, "worker heartbeat")
+            wait_until(lambda: broker.live_workers(url), 60, 0.2, "worker heartbeat")
         return self
 
     def stop(self, name: str) -> None:
@@ -103,19 +104,6 @@ class Stack:
         for name in list(self.processes)[::-1]:
             self.stop(name)
         shutil.rmtree(self.data_dir, ignore_errors=True)
-
-
-def _wait(predicate, timeout: float, what: str, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            result = predicate()
-            if result:
-                return result
-        except Exception:
-            pass
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
 
 
 # ---- uploads, as the volunteer page sends them ----
@@ -206,7 +194,7 @@ def kill_web_worker_mid_upload(stack: Stack, frames: int = 24) -> dict:
     created, uploads = start_volunteer(stack), Uploads()
     thread = threading.Thread(target=upload_frames, args=(stack, created, _frames(frames, 1), uploads))
     thread.start()
-    _wait(lambda: len(uploads.acknowledged) >= 4, 60, "first uploads")
+    wait_until(lambda: len(uploads.acknowledged) >= 4, 60, 0.2, "first uploads")
     os.kill(_children(stack.processes["web"].pid)[0], signal.SIGKILL)   # the master starts another
     thread.join(180)
     return {"scenario": "kill_web_worker_mid_upload", **_loss_report(stack, created, uploads)}
@@ -218,7 +206,7 @@ def restart_redis_during_upload(stack: Stack, frames: int = 24) -> dict:
     created, uploads = start_volunteer(stack), Uploads()
     thread = threading.Thread(target=upload_frames, args=(stack, created, _frames(frames, 2), uploads))
     thread.start()
-    _wait(lambda: len(uploads.acknowledged) >= 4, 60, "first uploads")
+    wait_until(lambda: len(uploads.acknowledged) >= 4, 60, 0.2, "first uploads")
     stack.stop("worker")                       # nobody takes the task before the restart
     with session_scope(stack.config.database_url) as db:
         job_id = create_job(db, "all").id
@@ -230,8 +218,8 @@ def restart_redis_during_upload(stack: Stack, frames: int = 24) -> dict:
     stack.start("redis")
     thread.join(180)
     stack.start("worker")
-    status = _wait(lambda: _export_status(stack, job_id) in ("done", "failed") and _export_status(stack, job_id),
-                   120, "the export queued before the restart")
+    status = wait_until(lambda: _export_status(stack, job_id) in ("done", "failed") and _export_status(stack, job_id),
+                        120, 0.2, "the export queued before the restart")
     return {"scenario": "restart_redis_during_upload", **_loss_report(stack, created, uploads),
             "task_survived_restart": status == "done"}
 
@@ -246,7 +234,7 @@ def delete_during_upload(stack: Stack, frames: int = 16) -> dict:
     created, uploads = start_volunteer(stack), Uploads()
     thread = threading.Thread(target=upload_frames, args=(stack, created, _frames(frames, 3), uploads))
     thread.start()
-    _wait(lambda: len(uploads.acknowledged) >= 3, 60, "first uploads")
+    wait_until(lambda: len(uploads.acknowledged) >= 3, 60, 0.2, "first uploads")
     answer = requests.delete(f"{stack.url}/api/v1/volunteers/{created['volunteer_id']}", timeout=30,
                              headers={"Authorization": f"Bearer {created['upload_token']}"})
     thread.join(180)
@@ -276,14 +264,14 @@ def kill_worker_mid_training(stack: Stack) -> dict:
     def status(run_id: int) -> str:
         with session_scope(stack.config.database_url) as db:
             return db.get(TrainingRun, run_id).status
-    _wait(lambda: status(long_run) == "running", 120, "the long run to start")
+    wait_until(lambda: status(long_run) == "running", 120, 0.2, "the long run to start")
     time.sleep(3)
     stack.kill("worker")
     killed_at = time.monotonic()
     stack.start("worker")
-    _wait(lambda: status(long_run) == "failed", 90, "the killed run to be failed")
+    wait_until(lambda: status(long_run) == "failed", 90, 0.2, "the killed run to be failed")
     failed_after = time.monotonic() - killed_at
-    _wait(lambda: status(next_run) in ("done", "failed"), 240, "the next run")
+    wait_until(lambda: status(next_run) in ("done", "failed"), 240, 0.2, "the next run")
     final = {run_id: status(run_id) for run_id in (long_run, next_run)}
     return {"scenario": "kill_worker_mid_training", "seconds_to_failed": round(failed_after, 1),
             "killed_run": final[long_run], "next_run": final[next_run],

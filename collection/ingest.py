@@ -228,11 +228,13 @@ def _store(db: Session, config: Config, extraction, frame: bytes, status: str, r
                     trial_id=trial_id, client_frame_id=client_frame_id,
                     captured_at=captured_at, target_x=target_x, target_y=target_y,
                     status=status, reasons=reason_codes.join(reasons))
-    if trial_id is not None:
-        # PostgreSQL: take the trial's row lock before any admin-summary row (the flush below
-        # upserts those); record_attention takes them in the same order, so the two cannot
-        # deadlock. (A no-op on SQLite, where one writer at a time holds the whole database.)
-        _attention_failed_since(db, trial_id)
+    # The trial's attention outcome, read once where it is final: on PostgreSQL before the
+    # flush, locking the trial's row before any admin-summary row (the flush upserts those;
+    # record_attention takes them in the same order, so the two cannot deadlock); on SQLite
+    # after the flush, when our write holds the whole database.
+    locks_rows = trial_id is not None and db.get_bind().dialect.name != "sqlite"
+    if locks_rows and _attention_failed_since(db, trial_id):
+        reject(sample, ATTENTION_FAILED)
     features = extraction.features
     if features is not None:
         sample.yaw, sample.pitch, sample.roll = features.yaw, features.pitch, features.roll
@@ -245,7 +247,7 @@ def _store(db: Session, config: Config, extraction, frame: bytes, status: str, r
         db.flush()
         if config.server.store_raw_frames:
             db.add(RawFrame(sample_id=sample.id, jpeg=frame))
-        if trial_id is not None and _attention_failed_since(db, trial_id):
+        if trial_id is not None and not locks_rows and _attention_failed_since(db, trial_id):
             reject(sample, ATTENTION_FAILED)
         db.commit()
     except (IntegrityError, StaleDataError):
@@ -262,11 +264,11 @@ def _store(db: Session, config: Config, extraction, frame: bytes, status: str, r
 
 
 def _attention_failed_since(db: Session, trial_id: int) -> bool:
-    """Re-read the trial's attention outcome after this sample's row is written.
+    """Re-read the trial's attention outcome while this sample's write holds the trial.
 
     A failed attention answer may commit while the frame was being extracted. Reading the
-    trial again now — locked on PostgreSQL; on SQLite our write already holds the lock —
-    means either we see that answer, or record_attention's sweep sees this sample.
+    trial again under a lock — its row on PostgreSQL; on SQLite, the database our write
+    holds — means either we see that answer, or record_attention's sweep sees this sample.
     """
     return db.scalar(select(Trial.attention_passed).where(Trial.id == trial_id)
                      .with_for_update()) is False

@@ -151,8 +151,8 @@ SPEC: dict[str, dict[str, Key]] = {
         "crop_jpeg_quality": _int(10, 100),
     },
     "training": {
-        "architecture": _choice("compact", "reference"),
-        "inputs": _choice("full", "face", "eyes"),
+        "architecture": _choice("gaze_ray", "compact", "reference"),
+        "inputs": _choice("full_geometry", "full", "face", "eyes"),
         "epochs": _int(1, 10_000),
         "batch_size": _int(1, 65_536),
         "learning_rate": _float(1e-7, 10),

@@ -72,12 +72,20 @@ def bench_faults(database_url: str | None, as_json: bool) -> None:
                    "within 25 min on 2 CPU cores.")
 @click.option("--source", type=click.Choice(["simulator", "synthetic"]), default="simulator", show_default=True)
 @click.option("--device", type=click.Choice(SPEC["training"]["device"].choices), default="cpu", show_default=True)
+@click.option("--models", default="gaze_ray,direct_geometry,direct", show_default=True,
+              help="Model variants cross-validated on the same folds; the first is reported as \"model\".")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object (the default output anyway).")
 def bench_accuracy(volunteers: int, samples: int, folds: int, seed: int, epochs: int | None, source: str,
-                   device: str, as_json: bool) -> None:
-    """Cross-validated accuracy by volunteer, zero-shot and calibrated, beside the peers; one JSON object."""
-    from gazelab_cli.benchmarks.accuracy import run
-    click.echo(json.dumps(run(load_config(), volunteers, samples, folds, seed, epochs, source, device)))
+                   device: str, models: str, as_json: bool) -> None:
+    """Cross-validated accuracy by volunteer, zero-shot and calibrated, beside the peers, for the
+    training styles and the held-out rendering style; one JSON object."""
+    from gazelab_cli.benchmarks.accuracy import VARIANTS, run
+    chosen = tuple(m.strip() for m in models.split(",") if m.strip())
+    unknown = [m for m in chosen if m not in VARIANTS]
+    if not chosen or unknown:
+        raise click.BadParameter(f"unknown model variant(s) {unknown}; choose from {', '.join(VARIANTS)}",
+                                 param_hint="--models")
+    click.echo(json.dumps(run(load_config(), volunteers, samples, folds, seed, epochs, source, device, chosen)))
 
 
 @bench.command("scale")

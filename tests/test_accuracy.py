@@ -192,7 +192,7 @@ def test_worker_fits_session_calibrations_and_inference_uses_them(gz, worker):
                 .filter(Sample.session_id == record.session_id) if s.id not in calibration_ids]
         session = rows[0][0].session
         screen = np.array([session.screen_width, session.screen_height])
-    inputs = [sample_inputs(s, i) for s, i in rows]
+    inputs = [sample_inputs(s, i, session) for s, i in rows]
     targets = np.array([[s.target_x, s.target_y] for s, _ in rows])
     zero = np.linalg.norm(predictor.predict(inputs) * screen - targets, axis=1).mean()
     calibrated = np.linalg.norm(predictor.predict(inputs, mapping) * screen - targets, axis=1).mean()

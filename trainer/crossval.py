@@ -19,11 +19,13 @@ def fold_record(folds: list[dict]) -> list[dict]:
 def cross_validate(snapshot: snapshots.Snapshot, params: TrainParams, *,
                    on_fold: Callable[[int, int], None] | None = None,
                    on_epoch: Callable[[dict], None] | None = None,
-                   should_stop: Callable[[], bool] | None = None, progress: bool = False) -> dict | None:
-    """{"crossval": …, "per_volunteer": […], "folds": [groups per fold], "epochs_run": […]};
-    None when cancelled."""
-    folds = snapshots.kfold(snapshot, params.folds, params.validation_fraction, params.seed)
-    results, epochs_run = [], []
+                   should_stop: Callable[[], bool] | None = None, progress: bool = False,
+                   held_out: frozenset[str] = frozenset()) -> dict | None:
+    """{"crossval": …, "per_volunteer": […], "folds": [groups per fold], "epochs_run": […],
+    "samples_per_s": […]}; None when cancelled. `held_out` volunteers are tested, never
+    trained on, and reported apart (snapshot.kfold, evaluate.crossval_report)."""
+    folds = snapshots.kfold(snapshot, params.folds, params.validation_fraction, params.seed, held_out)
+    results, epochs_run, speeds = [], [], []
     for number, fold in enumerate(folds):
         if on_fold:
             on_fold(number, len(folds))
@@ -32,8 +34,9 @@ def cross_validate(snapshot: snapshots.Snapshot, params: TrainParams, *,
         if result.stopped == "cancelled":
             return None
         epochs_run.append(len(result.history))
+        speeds.append(result.samples_per_s)
         results.append(evaluate.fold_errors(snapshot, fold, result.test_pred, result.test_features))
-    report = evaluate.crossval_report(snapshot, results, params.error_grid, params.seed)
+    report = evaluate.crossval_report(snapshot, results, params.error_grid, params.seed, held_out)
     report["crossval"]["by"] = folds[0]["by"]
     report["crossval"]["epochs_run"] = epochs_run
-    return {**report, "folds": fold_record(folds)}
+    return {**report, "folds": fold_record(folds), "samples_per_s": speeds, "spec": result.spec}

@@ -25,6 +25,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from trainer.models import VECTOR_INPUTS
 from trainer.snapshot import Snapshot
 from trainer.transforms import to_tensor
 
@@ -33,8 +34,7 @@ CHUNK_ROWS = 2048   # rows copied at a time when loading arrays into tensors
 
 def needed_bytes(snapshot: Snapshot, kinds: tuple[str, ...]) -> int:
     """Bytes of the arrays a model with these inputs reads, for the whole snapshot."""
-    return sum(snapshot.images[k].nbytes for k in kinds if k != "angles") + (
-        snapshot.angles.nbytes if "angles" in kinds else 0)
+    return sum(getattr(snapshot, k).nbytes if k in VECTOR_INPUTS else snapshot.images[k].nbytes for k in kinds)
 
 
 def fits_in_memory(snapshot: Snapshot, kinds: tuple[str, ...], memory_budget_mb: int) -> bool:
@@ -43,18 +43,16 @@ def fits_in_memory(snapshot: Snapshot, kinds: tuple[str, ...], memory_budget_mb:
 
 
 def _rows(snapshot: Snapshot, kinds: tuple[str, ...], rows: np.ndarray) -> dict[str, torch.Tensor]:
-    out = {k: to_tensor(snapshot.images[k][rows]) for k in kinds if k != "angles"}
-    if "angles" in kinds:
-        out["angles"] = torch.from_numpy(snapshot.angles[rows])
-    return out
+    return {k: torch.from_numpy(getattr(snapshot, k)[rows]) if k in VECTOR_INPUTS else to_tensor(snapshot.images[k][rows])
+            for k in kinds}
 
 
 class InMemory:
     def __init__(self, snapshot: Snapshot, kinds: tuple[str, ...], device: torch.device):
         self.tensors = {}
         for kind in kinds:
-            if kind == "angles":
-                self.tensors[kind] = torch.from_numpy(snapshot.angles).to(device)
+            if kind in VECTOR_INPUTS:   # angles, geometry: (N, k) float32 in RAM already
+                self.tensors[kind] = torch.from_numpy(getattr(snapshot, kind)).to(device)
                 continue
             array = snapshot.images[kind]
             shape = (len(array), *to_tensor(array[:1]).shape[1:])

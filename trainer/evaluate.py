@@ -137,24 +137,43 @@ def _per_volunteer(snapshot: Snapshot, folds: list[dict]) -> list[dict]:
     return rows
 
 
-def crossval_report(snapshot: Snapshot, folds: list[dict], grid: tuple[int, int], seed: int) -> dict:
-    """Both regimes: per method the mean over test volunteers of each volunteer's mean error,
-    its 95 % bootstrap CI over volunteers and how many volunteers it covers; the per-volunteer
-    table (its own key, "per_volunteer", easy to scrub); error grids of the model in both regimes."""
-    table = _per_volunteer(snapshot, folds)
-    report = {"folds": len(folds), "volunteers": len(table)}
+def _regimes(table: list[dict], seed: int) -> dict:
+    """Per regime and method: the mean over `table`'s volunteers of their mean errors, its
+    95 % bootstrap CI and how many volunteers it covers."""
+    out = {}
     for regime, methods in REGIMES.items():
-        report[regime] = {}
+        out[regime] = {}
         for method in methods:
             values = np.array([row[regime][method] for row in table if row[regime][method] is not None])
-            report[regime][method] = {"mean_px": float(values.mean()) if len(values) else None,
-                                      "ci95": bootstrap_ci(values, seed), "volunteers": int(len(values))}
+            out[regime][method] = {"mean_px": float(values.mean()) if len(values) else None,
+                                   "ci95": bootstrap_ci(values, seed), "volunteers": int(len(values))}
+    return out
+
+
+def crossval_report(snapshot: Snapshot, folds: list[dict], grid: tuple[int, int], seed: int,
+                    held_out: frozenset[str] = frozenset()) -> dict:
+    """Both regimes: per method the mean over test volunteers of each volunteer's mean error,
+    its 95 % bootstrap CI over volunteers and how many volunteers it covers; the per-volunteer
+    table (its own key, "per_volunteer", easy to scrub); error grids of the model in both regimes.
+    Volunteers in `held_out` (never trained on in any fold: a held-out rendering style) are
+    reported apart, under "held_out", with the same methods; the rest of the report leaves
+    them out."""
+    table = _per_volunteer(snapshot, folds)
+    for row in table:
+        row["held_out"] = row["volunteer_id"] in held_out
+    inside = [row for row in table if not row["held_out"]]
+    report = {"folds": len(folds), "volunteers": len(inside), **_regimes(inside, seed)}
+    if held_out:
+        outside = [row for row in table if row["held_out"]]
+        report["held_out"] = {"volunteers": len(outside), **_regimes(outside, seed)}
     idx = np.concatenate([fold["indices"] for fold in folds])
-    targets, screens = snapshot.targets[idx], snapshot.screens[idx]
-    calibrated = np.concatenate([fold["calibrated_9"]["model"] for fold in folds])
+    keep = ~np.isin(snapshot.volunteer_ids[idx], list(held_out))
+    targets, screens = snapshot.targets[idx][keep], snapshot.screens[idx][keep]
+    zero = np.concatenate([fold["zero_shot"]["model"] for fold in folds])[keep]
+    calibrated = np.concatenate([fold["calibrated_9"]["model"] for fold in folds])[keep]
     known = np.isfinite(calibrated)
     report["error_grid"] = {
-        "zero_shot": error_grid(np.concatenate([fold["zero_shot"]["model"] for fold in folds]), targets, screens, *grid),
+        "zero_shot": error_grid(zero, targets, screens, *grid),
         "calibrated_9": error_grid(calibrated[known], targets[known], screens[known], *grid)}
     reports = [r for fold in folds for r in fold["calibration_reports"]]
     report["calibration"] = {"sessions": len(reports), "kept_ridge": sum(r["kept"] == "ridge" for r in reports)}

@@ -18,6 +18,7 @@ from gazelab.schema import (CROP_KINDS, CollectionSession, ModelArtifact, Sample
                             SessionCalibration, Trial)
 from trainer.artifacts import load_model
 from trainer.calibration import Calibration, fit as fit_calibration
+from trainer.geometry import geometry_inputs, viewing_distance_mm
 from trainer.models import outputs_and_features, tensors_needed
 from trainer.transforms import make_batch, to_tensor
 
@@ -25,15 +26,34 @@ from trainer.transforms import make_batch, to_tensor
 ANGLES = ("yaw", "pitch", "roll")
 
 
-def sample_inputs(sample: Sample, images: SampleImages) -> dict:
-    """A stored sample as Predictor.predict takes it: RGB crops, grey head_pos, angles."""
+def sample_inputs(sample: Sample, images: SampleImages, session: CollectionSession | None = None) -> dict:
+    """A stored sample as Predictor.predict takes it: RGB crops, grey head_pos, angles, and
+    what the geometry input is made of (landmarks, frame size, its session's screen;
+    `session` default: the sample's, loaded)."""
     crops = {kind: decode_crop(getattr(images, kind), grey=kind == "head_pos") for kind in CROP_KINDS}
-    return {**crops, **{angle: getattr(sample, angle) or 0.0 for angle in ANGLES}}
+    session = session or sample.session
+    return {**crops, **{angle: getattr(sample, angle) or 0.0 for angle in ANGLES},
+            "landmarks": decode_landmarks(images.landmarks) if images.landmarks else None,
+            "frame_size": (sample.frame_width or 0, sample.frame_height or 0),
+            "screen": (session.screen_width, session.screen_height), "mm_per_px": session.mm_per_px}
 
 
-def features_inputs(features) -> dict:
-    """collection.extraction.Features as Predictor.predict takes them."""
-    return {name: getattr(features, name) for name in (*CROP_KINDS, *ANGLES)}
+def features_inputs(features, screen: tuple[int, int], mm_per_px: float | None = None) -> dict:
+    """collection.extraction.Features, seen on a `screen` (CSS px), as Predictor.predict takes them."""
+    return {**{name: getattr(features, name) for name in (*CROP_KINDS, *ANGLES)},
+            "landmarks": features.landmarks, "frame_size": features.frame_size, "screen": screen,
+            "mm_per_px": mm_per_px}
+
+
+def geometry_of(samples: list[dict], hfov_deg: float) -> np.ndarray:
+    """(n, 5) trainer.geometry inputs of Predictor.predict's sample dicts."""
+    nan_landmarks = np.full((478, 2), np.nan, np.float32)
+    landmarks = np.stack([nan_landmarks if s.get("landmarks") is None else np.asarray(s["landmarks"], np.float32)
+                          for s in samples])
+    frames = np.array([s.get("frame_size") or (0, 0) for s in samples], np.float64)
+    screens = np.array([s.get("screen") or (0, 0) for s in samples], np.float64)
+    pitch = np.array([np.nan if s.get("mm_per_px") is None else s["mm_per_px"] for s in samples], np.float64)
+    return geometry_inputs(landmarks, frames, screens, pitch, hfov_deg)
 
 
 class Predictor:
@@ -47,7 +67,9 @@ class Predictor:
 
     def predict(self, samples: list[dict], calibration: Calibration | None = None) -> np.ndarray:
         """samples: dicts with face, face_aligned, l_eye, r_eye (S,S,3) uint8, head_pos (S,S)
-        uint8, yaw, pitch, roll (degrees). Returns (n, 2) screen fractions (x, y), through
+        uint8, yaw, pitch, roll (degrees), and for models with the geometry input landmarks
+        ((478, 2) frame px or None), frame_size, screen (CSS px) and mm_per_px (None: unknown)
+        — sample_inputs / features_inputs make them. Returns (n, 2) screen fractions (x, y), through
         the session's personal `calibration` when given (Predictor.calibration)."""
         outputs, features = self.outputs_and_features(samples)
         if calibration is None or not len(outputs):
@@ -80,6 +102,8 @@ class Predictor:
             if kind == "angles":
                 angles = [[float(s.get(k) or 0.0) for k in ANGLES] for s in samples]
                 tensors[kind] = torch.tensor(angles, dtype=torch.float32)
+            elif kind == "geometry":
+                tensors[kind] = torch.from_numpy(geometry_of(samples, self.spec["hfov_deg"]))
             else:
                 tensors[kind] = to_tensor(np.stack([np.asarray(s[kind], np.uint8) for s in samples]))
         batch = make_batch(tensors, torch.arange(len(samples)), self.stats)
@@ -108,19 +132,6 @@ def load_predictor(db: Session, artifact_id: int | None = None) -> Predictor | N
 
 
 # ---- per-session accuracy on the validation dots ----
-
-IRIS_DIAMETER_MM = 11.7              # adults, nearly constant: a ruler in every frame
-IRIS_RINGS = ((469, 471), (470, 472), (474, 476), (475, 477))   # opposite iris-edge landmarks
-
-
-def viewing_distance_mm(landmarks: np.ndarray, frame_width: int, hfov_deg: float) -> float | None:
-    """Camera-to-eye distance from the iris's apparent diameter and the camera's field of view."""
-    iris_px = float(np.mean([np.linalg.norm(landmarks[a] - landmarks[b]) for a, b in IRIS_RINGS]))
-    if not iris_px > 0 or not frame_width:
-        return None
-    focal_px = frame_width / 2 / math.tan(math.radians(hfov_deg) / 2)
-    return focal_px * IRIS_DIAMETER_MM / iris_px
-
 
 def _validation_frames(db: Session, session_id: str) -> list[tuple[Sample, SampleImages]]:
     query = (select(Sample, SampleImages).join(SampleImages, SampleImages.sample_id == Sample.id)

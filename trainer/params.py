@@ -27,12 +27,14 @@ class TrainParams:
     mirror_augment: bool          # flip half the training samples left-right (transforms.mirror_inputs)
     memory_budget_mb: int         # peak RAM of building the shards and of training (trainer.datasets)
     image_size: int               # [collection] image_size: the side of the stored crops
+    camera_hfov_deg: float        # [collection] camera_hfov_deg: the geometry input assumes it
 
     @classmethod
     def from_config(cls, config: Config, **overrides) -> TrainParams:
         """[training] defaults, then `overrides` (None values ignored; not re-validated)."""
         values = {key: getattr(config.training, key) for key in TRAINING_KEYS}
         values["image_size"] = config.collection.image_size
+        values["camera_hfov_deg"] = config.collection.camera_hfov_deg
         values.update({k: v for k, v in overrides.items() if v is not None})
         values["error_grid"] = tuple(values["error_grid"])
         return cls(**values)
@@ -62,5 +64,8 @@ def validate_params(params: dict, config: Config) -> dict:
             resolved[key] = spec.parse(str(value).strip())
         except (ValueError, KeyError, TypeError):
             raise ValueError(f"training parameter {key} = {value!r} is invalid; it must be {spec.allowed}") from None
+    if resolved["architecture"] == "gaze_ray" and resolved["inputs"] != "full_geometry":
+        raise ValueError("the gaze_ray architecture needs inputs = full_geometry (it intersects the gaze "
+                         "with the screen, so it needs the head angles and the geometry)")
     resolved["error_grid"] = list(resolved["error_grid"])
     return resolved

@@ -41,6 +41,8 @@ class Snapshot:
     frame_sizes: np.ndarray         # (N,2) float32 frame width, height (px; 0 when unknown)
     version: str
     build: dict | None = None       # what loading decoded: shards.update's report (None without a cache)
+    geometry: np.ndarray | None = None   # (N,5) float32 trainer.geometry inputs, once attach_geometry ran
+    geometry_hfov: float | None = None   # the field of view they assume
 
     def __len__(self) -> int:
         return len(self.sample_ids)
@@ -85,6 +87,14 @@ def load_snapshot(db: Session, image_size: int, cache_dir: Path | None = None,
                     version=_version(columns["sample_ids"], image_size), build=build)
 
 
+def attach_geometry(snapshot: Snapshot, hfov_deg: float) -> np.ndarray:
+    """snapshot.geometry for a camera of this field of view (computed once per snapshot)."""
+    from trainer.geometry import snapshot_geometry
+    if snapshot.geometry is None or snapshot.geometry_hfov != hfov_deg:
+        snapshot.geometry, snapshot.geometry_hfov = snapshot_geometry(snapshot, hfov_deg), hfov_deg
+    return snapshot.geometry
+
+
 def grouping(snapshot: Snapshot) -> tuple[str, np.ndarray]:
     """What splits keep whole: volunteers, or sessions when there are fewer than 3 volunteers."""
     by = "volunteer" if len(set(snapshot.volunteer_ids)) >= 3 else "session"
@@ -115,23 +125,30 @@ def split(snapshot: Snapshot, validation_fraction: float, test_fraction: float, 
                               "train": groups[n_test + n_val:]})
 
 
-def kfold(snapshot: Snapshot, folds: int, validation_fraction: float, seed: int) -> list[dict]:
+def kfold(snapshot: Snapshot, folds: int, validation_fraction: float, seed: int,
+          held_out: frozenset[str] = frozenset()) -> list[dict]:
     """Grouped k-fold cross-validation: `folds` splits (at most one per group) in split()'s
     layout whose test parts hold each volunteer (session when < 3 volunteers) exactly once;
     each fold's validation part (early stopping) comes from its own training groups.
-    Same seed, same folds."""
+    `held_out` groups (e.g. every volunteer of a held-out rendering style) are spread over
+    the folds' test parts and never enter a training or validation part. Same seed, same folds."""
     by, keys = grouping(snapshot)
-    groups = np.array(sorted(set(keys)))
+    everyone = sorted(set(keys))
+    groups = np.array([g for g in everyone if g not in held_out], dtype=str)
+    outsiders = np.array([g for g in everyone if g in held_out], dtype=str)
     n_val_wanted = 1 if validation_fraction > 0 else 0
     folds = min(folds, len(groups))
     if folds < 2 or len(groups) < 2 + n_val_wanted:
         raise ValueError(f"cross-validation needs at least {2 + n_val_wanted} {by}s with accepted "
-                         f"samples; have {len(groups)}")
+                         f"samples (not held out); have {len(groups)}")
     np.random.default_rng(seed).shuffle(groups)
+    np.random.default_rng([seed, 1]).shuffle(outsiders)
     layouts = []
-    for fold, test in enumerate(np.array_split(groups, folds)):
+    for fold, (test, tested_outsiders) in enumerate(zip(np.array_split(groups, folds),
+                                                        np.array_split(outsiders, folds))):
         rest = np.array([g for g in groups if g not in set(test)])
         np.random.default_rng([seed, fold]).shuffle(rest)
         n_val = min(len(rest) - 1, max(n_val_wanted, round(validation_fraction * len(rest))))
-        layouts.append(_layout(by, keys, {"test": test, "validation": rest[:n_val], "train": rest[n_val:]}))
+        layouts.append(_layout(by, keys, {"test": np.concatenate([test, tested_outsiders]),
+                                          "validation": rest[:n_val], "train": rest[n_val:]}))
     return layouts

@@ -102,6 +102,8 @@ def train(snapshot: snapshots.Snapshot, params: TrainParams, *,
 
     # ---- data: uint8 tensors in RAM (on the GPU when they fit) or streamed from the shards ----
     kinds = tensors_needed(params.inputs)
+    if "geometry" in kinds:
+        snapshots.attach_geometry(snapshot, params.camera_hfov_deg)
     if datasets.fits_in_memory(snapshot, kinds, params.memory_budget_mb):
         data_device = device
         if device.type == "cuda":
@@ -116,7 +118,8 @@ def train(snapshot: snapshots.Snapshot, params: TrainParams, *,
     screens = torch.from_numpy(snapshot.screens).to(device)
 
     # ---- model, optimiser, schedule ----
-    spec = {"name": params.architecture, "inputs": params.inputs, "image_size": params.image_size}
+    spec = {"name": params.architecture, "inputs": params.inputs, "image_size": params.image_size,
+            **({"hfov_deg": params.camera_hfov_deg} if "geometry" in kinds else {})}
     model = build_model(spec).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=params.learning_rate, weight_decay=params.weight_decay)
     steps_per_epoch = max(1, math.ceil(len(train_idx) / params.batch_size))

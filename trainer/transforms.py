@@ -1,14 +1,17 @@
 """Input preparation and augmentation on whole batches of tensors (CPU or GPU alike).
 
 uint8 arrays → float tensors normalised with the training split's statistics; during
-training, photo inputs get colour jitter (brightness, contrast, per-channel gain) and
-face crops a small random shift. Eye crops are never shifted: they are cut around the
+training, photo inputs get what another camera and room would change — colour jitter
+(brightness, contrast, per-channel gain), a tone curve, blur, lost resolution and sensor
+noise (camera_jitter) — face crops also a small random shift and occluders. Not done here:
+JPEG re-encoding (the stored crops are JPEG-encoded frames of many qualities already). Eye crops are never shifted: they are cut around the
 eye corners, so where the iris sits inside the crop *is* the gaze signal, and a shift
 of a few px moves it as much as a gaze change of a few hundred px. head_pos (a mask of
 where the face is in the frame) is not augmented at all: its position is the signal.
 The one exception is a mirror (mirror_inputs): every input and the target flipped
 together is another plausible volunteer, which doubles the head positions, faces and
-eye shapes the model sees (the webcam sits at the middle of the top of the screen).
+eye shapes the model sees (the webcam sits at the middle of the top of the screen; the
+eyes' position in the geometry input mirrors to -x).
 """
 from __future__ import annotations
 
@@ -17,11 +20,14 @@ import torch
 import torch.nn.functional as F
 
 from gazelab.schema import PHOTO_KINDS
+from trainer.geometry import GEOMETRY_MIRROR
 
 ANGLE_SCALE = 20.0  # degrees → about unit scale
 # Eyes and head_pos are never shifted: where the iris sits in the eye crop and where the
 # face sits in the frame are both gaze signals (see above).
 MAX_SHIFT_PX = {"face": 2.0, "face_aligned": 2.0}
+# Occluders on the face crops only: on an eye crop one would hide the iris, the signal itself.
+OCCLUDED_KINDS = ("face", "face_aligned")
 
 
 def normalisation_stats(images: dict, indices: np.ndarray, kinds: tuple[str, ...],
@@ -30,7 +36,7 @@ def normalisation_stats(images: dict, indices: np.ndarray, kinds: tuple[str, ...
     samples, read `chunk` rows at a time (float64 sums: no float copy of them all)."""
     stats = {}
     for kind in kinds:
-        if kind == "angles":
+        if kind in ("angles", "geometry"):
             continue
         rows = indices[:sample]
         total = total_sq = 0.0
@@ -69,6 +75,50 @@ def colour_jitter(images: torch.Tensor, generator: torch.Generator, strength: fl
     return ((images - mean) * contrast + mean) * gain
 
 
+def _uniform(n: int, low: float, high: float, generator: torch.Generator, device) -> torch.Tensor:
+    return low + (high - low) * torch.rand(n, generator=generator, device=device)
+
+
+def _chosen(n: int, rate: float, generator: torch.Generator, device) -> torch.Tensor:
+    return (torch.rand(n, generator=generator, device=device) < rate).float().view(n, 1, 1, 1)
+
+
+def camera_jitter(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """What another webcam would change, on 0..255 floats (N, C, S, S), per sample: a tone
+    curve (gamma), lens blur, lost resolution (down- and up-sampled: a lower-resolution camera
+    or a face further away) and sensor noise."""
+    n, c, size, _ = images.shape
+    device = images.device
+    gamma = _uniform(n, 0.75, 1.35, generator, device).view(n, 1, 1, 1)
+    out = 255 * (images.clamp(0, 255) / 255) ** gamma
+    kernel = torch.tensor([0.25, 0.5, 0.25], device=device)
+    kernel = (kernel[:, None] * kernel[None, :]).expand(c, 1, 3, 3)
+    blurred = F.conv2d(F.pad(out, (1, 1, 1, 1), mode="replicate"), kernel, groups=c)
+    strength = _chosen(n, 0.4, generator, device) * _uniform(n, 0.3, 1.0, generator, device).view(n, 1, 1, 1)
+    out = out + (blurred - out) * strength
+    small = F.interpolate(out, size=(size // 2, size // 2), mode="area")
+    coarse = F.interpolate(small, size=(size, size), mode="bilinear", align_corners=False)
+    out = out + (coarse - out) * _chosen(n, 0.25, generator, device)
+    sigma = _uniform(n, 0.0, 6.0, generator, device).view(n, 1, 1, 1)
+    return out + sigma * torch.randn(out.shape, generator=generator, device=device)
+
+
+def occlude(images: torch.Tensor, generator: torch.Generator, rate: float = 0.2) -> torch.Tensor:
+    """A flat grey rectangle (hair, a hand, a glasses frame's shadow) over 10–35 % of the
+    side of `rate` of the samples, somewhere in the picture."""
+    n, _, size, _ = images.shape
+    device = images.device
+    sides = (_uniform(n, 0.1, 0.35, generator, device) * size).view(n, 1, 1)
+    corner_x = (_uniform(n, 0, 1, generator, device) * size).view(n, 1, 1) - sides / 2
+    corner_y = (_uniform(n, 0, 1, generator, device) * size).view(n, 1, 1) - sides / 2
+    ys = torch.arange(size, device=device).view(1, size, 1)
+    xs = torch.arange(size, device=device).view(1, 1, size)
+    inside = ((xs >= corner_x) & (xs < corner_x + sides) & (ys >= corner_y) & (ys < corner_y + sides)).float()
+    mask = inside.unsqueeze(1) * _chosen(n, rate, generator, device)
+    grey = _uniform(n, 20, 230, generator, device).view(n, 1, 1, 1)
+    return images * (1 - mask) + grey * mask
+
+
 def random_shift(images: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
     """Translate each image by shifts[i] = (dx, dy) in pixels (bilinear, border padding)."""
     n, _, h, w = images.shape
@@ -92,6 +142,8 @@ def mirror_inputs(inputs: dict[str, torch.Tensor], mirror: torch.Tensor) -> dict
     for kind, images in inputs.items():
         if kind == "angles":
             out[kind] = pick(kind, images * images.new_tensor([-1.0, 1.0, -1.0]))
+        elif kind == "geometry":
+            out[kind] = pick(kind, images * images.new_tensor(GEOMETRY_MIRROR))
         elif swapped.get(kind) in inputs:
             out[kind] = pick(kind, torch.flip(inputs[swapped[kind]], dims=[3]))
         else:
@@ -120,9 +172,14 @@ def make_batch(tensors: dict[str, torch.Tensor], index: torch.Tensor, stats: dic
         if kind == "angles":
             batch[kind] = images / ANGLE_SCALE
             continue
+        if kind == "geometry":   # metres: about unit scale already
+            batch[kind] = images
+            continue
         if augment:
             if kind in PHOTO_KINDS:
-                images = colour_jitter(images, generator)
+                images = camera_jitter(colour_jitter(images, generator), generator)
+            if kind in OCCLUDED_KINDS:
+                images = occlude(images, generator)
             max_shift = MAX_SHIFT_PX.get(kind, 0.0)
             if max_shift:
                 shifts = (torch.rand(len(first), 2, generator=generator, device=images.device) * 2 - 1) * max_shift

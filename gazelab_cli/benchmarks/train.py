@@ -58,7 +58,9 @@ def infer_ms_per_sample(model, spec, stats, snapshot, repeats: int = 200) -> flo
                              error_grid={})
     predictor = Predictor(artifact)
     samples = [{**{k: snapshot.images[k][i] for k in snapshot.images}, "yaw": float(snapshot.angles[i, 0]),
-                "pitch": float(snapshot.angles[i, 1]), "roll": float(snapshot.angles[i, 2])}
+                "pitch": float(snapshot.angles[i, 1]), "roll": float(snapshot.angles[i, 2]),
+                "landmarks": snapshot.landmarks[i], "frame_size": tuple(snapshot.frame_sizes[i]),
+                "screen": tuple(snapshot.screens[i]), "mm_per_px": float(snapshot.mm_per_px[i])}
                for i in range(min(repeats, len(snapshot)))]
     for sample in samples[:10]:
         predictor.predict([sample])
@@ -79,9 +81,10 @@ def run_bench(config: Config, volunteers: int, samples: int, epochs: int | None,
     data_s = time.perf_counter() - started
 
     results = {}
-    for name, overrides in (("model", {"architecture": "compact"}),
-                            ("reference", {"architecture": "reference", **REFERENCE_HYPERPARAMETERS})):
-        params = TrainParams.from_config(config, epochs=epochs, device=device, inputs="full", **overrides)
+    # the model: [training] architecture and inputs, as a run would train it
+    for name, overrides in (("model", {}),
+                            ("reference", {"architecture": "reference", "inputs": "full", **REFERENCE_HYPERPARAMETERS})):
+        params = TrainParams.from_config(config, epochs=epochs, device=device, **overrides)
         result = train(snapshot, params, progress=True)
         metrics, _ = evaluate(snapshot, result.split, result.test_pred, params.error_grid)
         results[name] = (result, metrics, params)
@@ -90,6 +93,7 @@ def run_bench(config: Config, volunteers: int, samples: int, epochs: int | None,
     test = metrics["test"]
     torch.set_num_threads(os.cpu_count() or 1)
     return {
+        "model": {"architecture": model.spec["name"], "inputs": model.spec["inputs"]},
         "source": source, "volunteers": volunteers, "samples_per_volunteer": samples,
         "snapshot_samples": len(snapshot), "split": model.split["sizes"], "split_by": model.split["by"],
         "test_error_px": {"model": test["model"]["mean_px"],

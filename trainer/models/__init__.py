@@ -4,13 +4,17 @@ from __future__ import annotations
 from torch import nn
 
 from trainer.models.compact import INPUTS, CompactGazeNet
+from trainer.models.gaze_ray import GazeRayNet
 from trainer.models.reference import ReferenceGazeNet
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {"compact": CompactGazeNet, "reference": ReferenceGazeNet}
+ARCHITECTURES: dict[str, type[nn.Module]] = {"compact": CompactGazeNet, "reference": ReferenceGazeNet,
+                                             "gaze_ray": GazeRayNet}
+VECTOR_INPUTS = ("angles", "geometry")   # per-sample numbers, not pictures
 
 
 def build_model(spec: dict) -> nn.Module:
-    """spec: {"name": compact|reference, "inputs": full|face|eyes, "image_size": int, ...}."""
+    """spec: {"name": compact|reference|gaze_ray, "inputs": full|face|eyes|full_geometry,
+    "image_size": int, ...}."""
     options = {k: v for k, v in spec.items() if k != "name"}
     return ARCHITECTURES[spec["name"]](**options)
 

@@ -17,7 +17,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-INPUTS = {"full": ("face", "eyes", "head_pos", "angles"), "face": ("face",), "eyes": ("eyes",)}
+INPUTS = {"full": ("face", "eyes", "head_pos", "angles"), "face": ("face",), "eyes": ("eyes",),
+          # + where the eyes and the screen are, in metres (trainer.geometry)
+          "full_geometry": ("face", "eyes", "head_pos", "angles", "geometry")}
 
 
 def conv_bn(c_in: int, c_out: int, stride: int) -> nn.Sequential:
@@ -95,6 +97,9 @@ class CompactGazeNet(nn.Module):
         if "angles" in self.parts:
             self.angles = nn.Sequential(nn.Linear(3, 16), nn.ReLU(inplace=True))
             fused += 16
+        if "geometry" in self.parts:
+            self.geometry = nn.Sequential(nn.Linear(5, 16), nn.ReLU(inplace=True))
+            fused += 16
         self.head = nn.Sequential(nn.Linear(fused, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 2))
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -107,4 +112,6 @@ class CompactGazeNet(nn.Module):
             parts.append(self.head_pos(batch["head_pos"]))
         if "angles" in self.parts:
             parts.append(self.angles(batch["angles"]))
+        if "geometry" in self.parts:
+            parts.append(self.geometry(batch["geometry"]))
         return self.head(torch.cat(parts, dim=1)) + 0.5

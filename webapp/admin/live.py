@@ -70,7 +70,7 @@ def live_frame():
     if not result.features:
         return jsonify(found=False, message=result.message, reasons=list(result.reasons))
     calibration = _calibration_field()
-    x_norm, y_norm = (float(v) for v in predictor.predict([features_inputs(result.features)], calibration)[0])
+    x_norm, y_norm = (float(v) for v in predictor.predict([features_inputs(result.features, (width, height))], calibration)[0])
     x_norm, y_norm = min(max(x_norm, 0.0), 1.0), min(max(y_norm, 0.0), 1.0)
     radius = float(predictor.expected_error_px(x_norm, y_norm, (width, height)))
     return jsonify(found=True, message=result.message, x=x_norm * width, y=y_norm * height,
@@ -112,6 +112,6 @@ def live_calibration():
     if not found:
         return jsonify(calibration=None, report={"frames": 0, "kept": "identity"})
     fractions = np.array([[x / width, y / height] for _, (x, y, _) in found])
-    mapping, report = predictor.fit_calibration([features_inputs(f) for f, _ in found], fractions,
+    mapping, report = predictor.fit_calibration([features_inputs(f, (width, height)) for f, _ in found], fractions,
                                                 np.array([dot for _, (_, _, dot) in found]), (width, height))
     return jsonify(calibration=mapping.as_dict() if mapping else None, report=report)

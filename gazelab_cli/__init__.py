@@ -23,7 +23,7 @@ def cli() -> None:
     """GazeLab: webcam gaze data collection, feature extraction and model training."""
 
 
-for command in (db.db, up.up, admin.admin, data.demo_data, data.sim_video, train.train, bench.bench):
+for command in (db.db, up.up, admin.admin, data.demo_data, data.sim_video, data.sim_sheet, train.train, bench.bench):
     cli.add_command(command)
 
 

@@ -1,4 +1,4 @@
-"""`gazelab demo-data` and `gazelab sim-video`: the virtual volunteer's data."""
+"""`gazelab demo-data`, `gazelab sim-video` and `gazelab sim-sheet`: the virtual volunteer's data."""
 from __future__ import annotations
 
 import json
@@ -29,6 +29,16 @@ def sim_video(out_path: str, target_spec: str, seconds: float, seed: int, screen
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--targets") from None
     click.echo(json.dumps(write_y4m(out_path, points, seconds=seconds, seed=seed, screen=size)))
+
+
+@click.command("sim-sheet")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="FILE.png to write.")
+@click.option("--seed", default=0, show_default=True, type=int)
+def sim_sheet(out_path: str, seed: int) -> None:
+    """A contact sheet of the simulator's rendering styles (the held-out one marked): frames and
+    the crops the extraction cut from them."""
+    from simulator.contact_sheet import build_contact_sheet
+    click.echo(json.dumps({"path": str(build_contact_sheet(out_path, seed=seed))}))
 
 
 @click.command("demo-data")

@@ -29,7 +29,8 @@ from gazelab.files import SNAPSHOT_DIR, private_subdir
 from gazelab.schema import Volunteer
 from gazelab_cli.benchmarks.train import bench_config, infer_ms_per_sample, prepare_data
 from simulator import SIMULATOR_VERSION
-from simulator.styles import HELD_OUT_STYLE, style_of_source
+from simulator.demo import style_of_source
+from simulator.styles import HELD_OUT_STYLE
 from trainer.crossval import cross_validate
 from trainer.models import build_model
 from trainer.params import TrainParams
@@ -114,6 +115,7 @@ def run(config: Config, volunteers: int, samples: int, folds: int, seed: int, ep
         "infer_ms_batch1_cpu": round(_inference_ms(params, result["spec"], snapshot), 3),
         "train_samples_per_s": variants[name]["train_samples_per_s"],
         "split": [fold["groups"]["test"] for fold in result["folds"]], "split_by": report["by"],
+        "trained_on": [fold["groups"]["train"] + fold["groups"]["validation"] for fold in result["folds"]],
         "epochs": params.epochs, "epochs_run": report["epochs_run"],
         "calibration": report["calibration"],
         "per_volunteer": [{**row, "style": styles.get(row["volunteer_id"])} for row in result["per_volunteer"]],

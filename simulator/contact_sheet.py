@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from simulator.face import PORTRAITS
 from simulator.styles import HELD_OUT_STYLE, STYLES
 from simulator.volunteer import VirtualVolunteer
 
@@ -38,7 +39,7 @@ def build_contact_sheet(path: str | Path, seed: int = 0) -> Path:
 def _style_row(name: str, seed: int, config) -> np.ndarray:
     tiles = []
     for k, (fraction, pose) in enumerate(SHOTS[:TILES_PER_ROW]):
-        volunteer = VirtualVolunteer(seed * 1000 + 17 * k + len(tiles) + hash_style(name), style=name)
+        volunteer = _volunteer_with(PORTRAITS[k % len(PORTRAITS)], seed * 1000 + 50 * k + _style_number(name), name)
         session = volunteer.session(blink_rate=0.0, inattentive_rate=0.0, no_face_rate=0.0)
         target = (fraction[0] * session.screen[0], fraction[1] * session.screen[1])
         tiles.append(_tile(session, target, pose, config))
@@ -49,12 +50,22 @@ def _style_row(name: str, seed: int, config) -> np.ndarray:
     return np.vstack([banner, np.hstack(tiles)])
 
 
-def hash_style(name: str) -> int:
+def _volunteer_with(portrait: str, first_seed: int, style: str) -> VirtualVolunteer:
+    """The first volunteer from `first_seed` on whose face is `portrait`: every row shows both."""
+    for seed in range(first_seed, first_seed + 30):
+        volunteer = VirtualVolunteer(seed, style=style)
+        if volunteer.portrait.source == portrait:
+            return volunteer
+    return volunteer
+
+
+def _style_number(name: str) -> int:
     """A stable small number per style (Python's hash() differs between processes)."""
     return sum(ord(c) * (i + 1) for i, c in enumerate(name)) % 997
 
 
 def _tile(session, target, pose, config) -> np.ndarray:
+    """The frame (captioned) beside face_aligned over the two eye crops."""
     from collection.extraction import extract
     jpeg, truth = session.frame(target, index=0, pose=pose)
     rgb = cv2.cvtColor(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
@@ -64,17 +75,19 @@ def _tile(session, target, pose, config) -> np.ndarray:
     crops = np.zeros((TILE_HEIGHT, CROP * 2, 3), np.uint8)
     if result.features is not None:
         f = result.features
-        small = [cv2.resize(c, (CROP, CROP), interpolation=cv2.INTER_AREA) for c in (f.face_aligned, f.l_eye, f.r_eye)]
-        crops[:CROP, :CROP] = small[0]
-        crops[CROP:, :CROP] = small[1]
-        crops[CROP:, CROP:] = small[2]
-    tile = np.hstack([frame, crops])
+        crops[:, :] = 0
+        crops[:CROP, CROP // 2:CROP // 2 + CROP] = cv2.resize(f.face_aligned, (CROP, CROP), interpolation=cv2.INTER_AREA)
+        crops[CROP:, :CROP] = cv2.resize(f.l_eye, (CROP, CROP), interpolation=cv2.INTER_AREA)
+        crops[CROP:, CROP:] = cv2.resize(f.r_eye, (CROP, CROP), interpolation=cv2.INTER_AREA)
     w, h = truth.frame_size
-    lines = [f"{result.status} {','.join(result.reasons)}", f"{w}x{h} f={truth.focal_px:.0f}px",
-             f"head {truth.yaw:+.0f} {truth.pitch:+.0f} {truth.roll:+.0f}",
-             f"gaze {truth.gaze_yaw_in_head:+.0f} {truth.gaze_pitch_in_head:+.0f}",
-             f"{session.display.diagonal_inches:.0f}in {session.distance_mm / 10:.0f}cm"]
+    lines = [f"{result.status} {','.join(result.reasons)}".strip(),
+             f"{w}x{h} fov {2 * np.degrees(np.arctan(w / 2 / truth.focal_px)):.0f}deg",
+             f"{session.display.diagonal_inches:.0f}in at {session.distance_mm / 10:.0f}cm",
+             f"head {truth.yaw:+.0f} {truth.pitch:+.0f} {truth.roll:+.0f}"
+             f"  gaze {truth.gaze_yaw_in_head:+.0f} {truth.gaze_pitch_in_head:+.0f}"]
+    caption_top = TILE_HEIGHT - 14 * len(lines) - 4
+    frame[caption_top:] = (frame[caption_top:] * 0.4).astype(np.uint8)
     for i, line in enumerate(lines):
-        cv2.putText(tile, line, (frame_width + CROP + 4, 14 + 15 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.36,
+        cv2.putText(frame, line, (4, caption_top + 12 + 14 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.37,
                     (255, 255, 255), 1, cv2.LINE_AA)
-    return np.pad(tile, ((2, 2), (2, 2), (0, 0)))
+    return np.pad(np.hstack([frame, crops]), ((2, 2), (2, 2), (0, 0)))

@@ -27,8 +27,9 @@ EYE_DISTANCE_PX = 86.0       # iris centres apart in every portrait after scalin
 PAD = 420                    # blurred surround around the photo, portrait px
 MEAN_EYE_DISTANCE_MM = 63.0  # adult interpupillary distance
 # Rings of vertices around the face oval that carry hair, ears and jaw line with the head:
-# (how far out from the face centre, as a fraction of the oval's radius; how far back, mm)
-RINGS = ((0.22, 18.0), (0.5, 45.0))
+# (how far out from the face centre, as a fraction of the oval's radius; how far back, mm).
+# Receding more looks rounder but reads, through Face Mesh, as a head turned up when it turns.
+RINGS = ((0.22, 8.0), (0.5, 20.0))
 
 # Face Mesh indices (person's right eye = image left in the photograph).
 EYES = {
@@ -178,7 +179,7 @@ def make_portrait(rng: np.random.Generator) -> Portrait:
         vertices[:, 0] = photo.shape[1] - 1 - vertices[:, 0]
         flip = np.diag([-1.0, 1.0, 1.0])
         to_face = flip @ to_face @ flip
-    photo = _shift_colours(photo, vertices[:, :2], rng)
+    photo = _shift_colours(photo, person, vertices[:, :2], rng)
     image, person, offset = _crop_and_pad(photo, person, vertices[:, :2], rng)
     vertices[:, :2] += offset
     eyes = sorted((_eye_shape(image, vertices[:, :2], spec, rng) for spec in EYES.values()),
@@ -223,12 +224,14 @@ def _face_mask(shape: tuple[int, int], landmarks: np.ndarray, feather: float) ->
     return cv2.GaussianBlur(mask, (0, 0), feather).astype(np.float32) / 255
 
 
-def _shift_colours(photo: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Skin tone (inside the face oval) and hair colour (dark-ish pixels around the head)."""
+def _shift_colours(photo: np.ndarray, person: np.ndarray, landmarks: np.ndarray,
+                   rng: np.random.Generator) -> np.ndarray:
+    """Skin tone (the face and skin-coloured parts of the person: neck, ears) and hair colour."""
     lab = cv2.cvtColor(photo, cv2.COLOR_RGB2LAB).astype(np.float32)
     face = _face_mask(photo.shape[:2], landmarks, 6)
+    skin = _skin_mask(lab, face, person)
     skin_shift = np.array([rng.uniform(-45, 12), rng.uniform(-4, 8), rng.uniform(-6, 10)], np.float32)
-    lab += face[..., None] * skin_shift
+    lab += skin[..., None] * skin_shift
 
     oval = landmarks[list(FACE_OVAL)]
     centre = oval.mean(axis=0)
@@ -241,6 +244,16 @@ def _shift_colours(photo: np.ndarray, landmarks: np.ndarray, rng: np.random.Gene
     lab[..., 0] = lab[..., 0] * (1 - hair) + lab[..., 0] * darkness * hair
     lab[..., 1:] += hair[..., None] * tint.astype(np.float32)
     return cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+
+
+def _skin_mask(lab: np.ndarray, face: np.ndarray, person: np.ndarray) -> np.ndarray:
+    """The face oval, and pixels of the person whose colour is close to the face's skin."""
+    inside = face > 0.9
+    reference = np.median(lab[inside][:, 1:], axis=0)
+    distance = np.linalg.norm(lab[..., 1:] - reference, axis=2)
+    similar = np.exp(-(distance / 7.0) ** 2) * (lab[..., 0] > 40)
+    similar = cv2.GaussianBlur(similar.astype(np.float32), (0, 0), 3) * np.clip(person * 1.5, 0, 1)
+    return np.maximum(face, similar)
 
 
 def _crop_and_pad(photo: np.ndarray, person: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator):

@@ -149,16 +149,8 @@ def rasterise(mesh: HeadMesh, projected: np.ndarray, depth: np.ndarray, vertex_s
 
 
 def _maps(mesh: HeadMesh, local: np.ndarray, vertex_shade: np.ndarray, ids: np.ndarray, box) -> MeshRender:
-    tris = mesh.triangles
-    corners = np.concatenate([local[tris], np.ones((len(tris), 3, 1))], axis=2)   # (T, 3 vertices, xy1)
-    det = np.linalg.det(corners)
-    usable = np.abs(det) > 1e-9
-    corners[~usable] = np.eye(3)
-    inverse = np.linalg.inv(corners)        # rows: vertices -> columns: barycentric from (x, y, 1)
-    values = np.concatenate([mesh.texture_px[tris], vertex_shade[tris][..., None]], axis=2)  # (T, 3, 3)
-    # affine (T, 3 outputs, 3 coefficients): output = coefficients . (x, y, 1)
-    affine = np.einsum("tvo,tcv->toc", values, inverse).astype(np.float32)
-    affine[~usable] = 0
+    affine = _affines(local[mesh.triangles],
+                      np.concatenate([mesh.texture_px[mesh.triangles], vertex_shade[mesh.triangles][..., None]], axis=2))
     shape = ids.shape
     map_x = np.full(shape, OUTSIDE, np.float32)
     map_y = np.full(shape, OUTSIDE, np.float32)
@@ -170,3 +162,19 @@ def _maps(mesh: HeadMesh, local: np.ndarray, vertex_shade: np.ndarray, ids: np.n
         out = coefficients[:, :, 0] * xs[:, None] + coefficients[:, :, 1] * ys[:, None] + coefficients[:, :, 2]
         map_x[rows, cols], map_y[rows, cols], shade[rows, cols] = out[:, 0], out[:, 1], out[:, 2]
     return MeshRender(box, map_x, map_y, shade)
+
+
+def _affines(corners: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """(T, K, 3) float32: per triangle, the affine maps (x, y) -> each of K values given at its corners.
+
+    corners (T, 3, 2) frame px; values (T, 3, K). Degenerate triangles get zeros (none of
+    their pixels are drawn anyway)."""
+    (x0, y0), (x1, y1), (x2, y2) = (corners[:, k].T for k in range(3))
+    det = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)
+    usable = np.abs(det) > 1e-9
+    inverse = np.where(usable, 1 / np.where(usable, det, 1), 0)[:, None]
+    d1, d2 = values[:, 1] - values[:, 0], values[:, 2] - values[:, 0]          # (T, K)
+    a = (d1 * (y2 - y0)[:, None] - d2 * (y1 - y0)[:, None]) * inverse
+    b = (d2 * (x1 - x0)[:, None] - d1 * (x2 - x0)[:, None]) * inverse
+    c = values[:, 0] - a * x0[:, None] - b * y0[:, None]
+    return np.stack([a, b, c], axis=2).astype(np.float32)

@@ -199,8 +199,9 @@ class Sensor:
         noise = np.round(noise)
         self._noise_up = np.clip(noise, 0, 255).astype(np.uint8)
         self._noise_down = np.clip(-noise, 0, 255).astype(np.uint8)
-        centre_weight = np.exp(-((np.linspace(-1, 1, 32)[None, :] / 0.6) ** 2
-                                 + (np.linspace(-1, 1, 24)[:, None] / 0.6) ** 2))
+        # webcams meter most of the frame, a little toward its centre: a bright window darkens the face
+        centre_weight = np.exp(-((np.linspace(-1, 1, 32)[None, :] / 1.2) ** 2
+                                 + (np.linspace(-1, 1, 24)[:, None] / 1.2) ** 2))
         self._metering = (centre_weight / centre_weight.sum()).astype(np.float32)
 
     def auto_exposure(self, rgb: np.ndarray, scene_gain: np.ndarray) -> float:

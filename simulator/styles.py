@@ -94,7 +94,7 @@ STYLES: dict[str, Style] = {style.name: style for style in (
     Style("window_backlight", "a laptop's wide webcam with a bright window behind the volunteer, cool light",
           frame_sizes=((1280, 720),), fov_deg=(70, 80), camera_right_mm=(-2, 2), camera_gap_mm=(4, 10),
           screen_inches=(13, 15.6), distance_cm=(40, 60), light_azimuth=(0, 40), light_elevation=(-10, 20),
-          light_ambient=(0.6, 0.85), kelvin=(6500, 8500), backlight=(0.5, 0.9), room_level=(0.7, 1.0),
+          light_ambient=(0.6, 0.85), kelvin=(6500, 8500), backlight=(0.6, 0.95), room_level=(0.7, 1.0),
           white_balance=(0.5, 0.8), blur_sigma=(0.4, 0.9), noise_sigma=(2, 5), jpeg_quality=(70, 90),
           motion_blur_rate=0.05, motion_blur_px=4, restlessness=(0.8, 1.2)),
 )}

@@ -102,8 +102,8 @@ class VirtualVolunteer:
         morph = canonical_morph(photo_shape)
         self.head = _head_mesh(portrait)
         iris_ids = [_iris_landmark(portrait, eye) for eye in portrait.eyes]
-        # eyeballs where the morphed head shows the eyes; `_eye_shift_mm` takes them back to the texture
-        self._eye_shift_mm = morph[iris_ids]
+        # eyeballs where the morphed head shows the eyes; `eye_shift_mm` takes them back to the texture
+        self.eye_shift_mm = morph[iris_ids]
         self.eyeballs_mm = photo_shape[iris_ids] + morph[iris_ids] \
             + geometry.EYEBALL_RADIUS_MM * portrait.photo_axis_mm
         self.photo_gaze_down = -float(portrait.photo_axis_mm[1])   # -sin(pitch in head) of a gaze at the photographer
@@ -305,7 +305,7 @@ class VirtualSession:
         light_in_head = pose.rotation.T @ light.direction
         pupil = volunteer.eye_look.pupil_fraction * (0.85 + 0.3 * max(0.0, 1 - light.level))
         irises = []
-        for eye, eyeball, shift, gaze in zip(portrait.eyes, volunteer.eyeballs_mm, volunteer._eye_shift_mm, gazes):
+        for eye, eyeball, shift, gaze in zip(portrait.eyes, volunteer.eyeballs_mm, volunteer.eye_shift_mm, gazes):
             iris_mm = eyeball + geometry.EYEBALL_RADIUS_MM * gaze.in_head
             to_camera = pose.rotation.T @ -pose.to_camera(eyeball[None])[0]
             view = _iris_view(portrait, iris_mm - shift, eyeball - shift, gaze.in_head, light_in_head,

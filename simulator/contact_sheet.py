@@ -75,10 +75,10 @@ def _tile(session, target, pose, config) -> np.ndarray:
     crops = np.zeros((TILE_HEIGHT, CROP * 2, 3), np.uint8)
     if result.features is not None:
         f = result.features
-        crops[:, :] = 0
-        crops[:CROP, CROP // 2:CROP // 2 + CROP] = cv2.resize(f.face_aligned, (CROP, CROP), interpolation=cv2.INTER_AREA)
-        crops[CROP:, :CROP] = cv2.resize(f.l_eye, (CROP, CROP), interpolation=cv2.INTER_AREA)
-        crops[CROP:, CROP:] = cv2.resize(f.r_eye, (CROP, CROP), interpolation=cv2.INTER_AREA)
+        face, left, right = (cv2.resize(c, (CROP, CROP), interpolation=cv2.INTER_AREA)
+                             for c in (f.face_aligned, f.l_eye, f.r_eye))
+        crops[:CROP, CROP // 2:CROP // 2 + CROP] = face
+        crops[CROP:, :CROP], crops[CROP:, CROP:] = left, right
     w, h = truth.frame_size
     lines = [f"{result.status} {','.join(result.reasons)}".strip(),
              f"{w}x{h} fov {2 * np.degrees(np.arctan(w / 2 / truth.focal_px)):.0f}deg",

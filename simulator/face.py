@@ -190,7 +190,7 @@ def make_portrait(rng: np.random.Generator) -> Portrait:
     oval = vertices[list(FACE_OVAL)]
     x0, y0 = oval[:, :2].min(axis=0)
     x1, y1 = oval[:, :2].max(axis=0)
-    glasses = identity.decorate(image, vertices[:, :2], eyes, rng, photo_has_glasses=name in WEARS_GLASSES)
+    glasses = identity.decorate(image, vertices[:, :2], eyes, FACE_OVAL, rng, photo_has_glasses=name in WEARS_GLASSES)
     mm_per_px = eye_distance_mm / eye_distance
     ring = surround_ring(oval, mm_per_px)
     return Portrait(image, person, _face_alpha(image.shape[:2], ring), vertices, ring, eyes, centre,

@@ -33,7 +33,7 @@ class Glasses:
     reflectivity: float
 
 
-def decorate(image: np.ndarray, landmarks: np.ndarray, eyes, rng: np.random.Generator,
+def decorate(image: np.ndarray, landmarks: np.ndarray, eyes, face_oval: tuple[int, ...], rng: np.random.Generator,
              photo_has_glasses: bool = False) -> Glasses | None:
     """Paint this volunteer's facial hair, age marks and glasses (in place); returns the glasses."""
     kind = FACIAL_HAIR[int(rng.choice(len(FACIAL_HAIR), p=FACIAL_HAIR_WEIGHTS))]
@@ -42,7 +42,7 @@ def decorate(image: np.ndarray, landmarks: np.ndarray, eyes, rng: np.random.Gene
     if kind != "none":
         _facial_hair(image, landmarks, kind, hair_colour, rng)
     if age > 0.15:
-        _age_marks(image, landmarks, eyes, age, rng)
+        _age_marks(image, landmarks, eyes, face_oval, age, rng)
     wears = rng.random() < GLASSES_RATE and not photo_has_glasses
     return _glasses(image, landmarks, eyes, rng) if wears else None
 
@@ -86,7 +86,7 @@ def _facial_hair(image, landmarks, kind: str, colour: np.ndarray, rng: np.random
     _blend(image, colour, region * hairs * strength)
 
 
-def _age_marks(image, landmarks, eyes, age: float, rng: np.random.Generator) -> None:
+def _age_marks(image, landmarks, eyes, face_oval, age: float, rng: np.random.Generator) -> None:
     """Wrinkle lines (crow's feet, forehead, nasolabial folds) and a few spots."""
     shape = image.shape[:2]
     lines = np.zeros(shape, np.float32)
@@ -112,18 +112,13 @@ def _age_marks(image, landmarks, eyes, age: float, rng: np.random.Generator) -> 
         bow = (a + b) / 2 + (np.sign(a[0] - b[0]) * 0.08 * eye_width, 0)
         _stroke(lines, [a + (b - a) * 0.1, bow, b + (b - a) * 0.15], 2)
     lines = cv2.GaussianBlur(lines, (0, 0), 1.0)
-    face = _region(shape, landmarks, _oval(), 3)
+    face = _region(shape, landmarks, face_oval, 3)
     _blend(image, np.array([70, 45, 35], np.float32), lines * face * 0.35 * age)
     spots = np.zeros(shape, np.float32)
     for _ in range(int(rng.integers(0, 12) * age)):
         point = landmarks[int(rng.integers(0, 468))]
         cv2.circle(spots, (int(point[0]), int(point[1])), int(rng.integers(1, 4)), 1.0, -1, cv2.LINE_AA)
     _blend(image, np.array([110, 70, 50], np.float32), cv2.GaussianBlur(spots, (0, 0), 1.2) * face * 0.5)
-
-
-def _oval():
-    from simulator.face import FACE_OVAL
-    return FACE_OVAL
 
 
 def _stroke(canvas: np.ndarray, points, thickness: int) -> None:

@@ -153,8 +153,8 @@ def rasterise(mesh: HeadMesh, projected: np.ndarray, depth: np.ndarray, vertex_s
 
 
 def _maps(mesh: HeadMesh, local: np.ndarray, vertex_shade: np.ndarray, ids: np.ndarray, box) -> MeshRender:
-    affine = _affines(local[mesh.triangles],
-                      np.concatenate([mesh.texture_px[mesh.triangles], vertex_shade[mesh.triangles][..., None]], axis=2))
+    tris = mesh.triangles
+    affine = _affines(local[tris], np.concatenate([mesh.texture_px[tris], vertex_shade[tris][..., None]], axis=2))
     shape = ids.shape
     map_x = np.full(shape, OUTSIDE, np.float32)
     map_y = np.full(shape, OUTSIDE, np.float32)

@@ -4,8 +4,10 @@ Each virtual volunteer does what the volunteer page does: one session with conse
 trials (9 calibration dots, then dots from the configured sampler), a few frames per dot
 uploaded through `collection.ingest.ingest_frame` (so extraction and quality checks are the real
 ones), and the attention letter answered -- wrongly when the volunteer looked elsewhere.
-Volunteers are tagged `demo:<seed>:<i>` in Volunteer.source, so a second run skips them, and
-their ids derive from that tag, so the same seed always gives the same train/test split.
+Volunteer i sits in style `style_for_volunteer(i)` (simulator.styles: round-robin, the held-out
+style included), which draws the screen (13-32"), the viewing distance, webcam and light.
+Volunteers are tagged `demo:<seed>:<i>:<style>` in Volunteer.source, so a second run skips
+them, and their ids derive from that tag, so the same seed always gives the same train/test split.
 """
 from __future__ import annotations
 
@@ -24,11 +26,9 @@ from gazelab.config import Config
 from gazelab.db import session_scope
 from gazelab.schema import CollectionSession, Volunteer, stable_id
 from collection import reasons as reason_codes
+from simulator.styles import STYLES, style_for_volunteer
 from simulator.volunteer import VirtualVolunteer
 
-# Common screens (CSS px) and their physical pixel pitch (mm per CSS px).
-SCREENS = [((1920, 1080), 0.277), ((1440, 900), 0.230), ((1366, 768), 0.252),
-           ((1536, 864), 0.224), ((2560, 1440), 0.233), ((1280, 800), 0.223)]
 USER_AGENT = "GazeLab virtual volunteer"
 TRIAL_INATTENTION = 0.025  # trials where the volunteer looks away and misses the letter
 # Per-frame rates: a cooperative volunteer (the simulator's defaults are harsher).
@@ -36,7 +36,15 @@ FRAME_RATES = {"blink_rate": 0.025, "inattentive_rate": 0.02, "no_face_rate": 0.
 
 
 def source_tag(seed: int, index: int) -> str:
-    return f"demo:{seed}:{index}"
+    return f"demo:{seed}:{index}:{style_for_volunteer(index)}"
+
+
+def style_of_source(source: str) -> str | None:
+    """The rendering style in a volunteer's source tag (`demo:<seed>:<i>:<style>`), else None."""
+    parts = (source or "").split(":")
+    if len(parts) == 4 and parts[0] == "demo" and parts[3] in STYLES:
+        return parts[3]
+    return None
 
 
 def frames_per_trial(config: Config) -> int:
@@ -99,14 +107,13 @@ def simulate_volunteer(db, config: Config, seed: int, index: int, samples: int) 
     from collection import ingest, targets
 
     rng = np.random.default_rng([seed, index, 99])
-    volunteer = VirtualVolunteer(seed * 100_003 + index)
-    (width, height), mm_per_px = SCREENS[int(rng.integers(len(SCREENS)))]
+    volunteer = VirtualVolunteer(seed * 100_003 + index, style=style_for_volunteer(index))
+    sim = volunteer.session(fps=config.collection.capture_fps, **FRAME_RATES)
+    (width, height), mm_per_px = sim.screen, sim.mm_per_px
     session, _token = ingest.create_session(
         db, config, consent_version=config.server.consent_version, screen_width=width,
         screen_height=height, device_pixel_ratio=1.0, mm_per_px=mm_per_px, user_agent=USER_AGENT,
         source=source_tag(seed, index), volunteer_id=stable_id(source_tag(seed, index)))
-    sim = volunteer.session(screen=(width, height), mm_per_px=mm_per_px, fps=config.collection.capture_fps,
-                            **FRAME_RATES)
 
     per_trial = frames_per_trial(config)
     trials = math.ceil(samples / per_trial)

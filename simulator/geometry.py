@@ -1,14 +1,18 @@
 """Geometry of the virtual volunteer: screen, webcam, head and gaze, all in millimetres.
 
-Camera coordinates (the webcam's): x to the image's right, y down, z away from the camera
-towards the volunteer. The webcam sits at the top centre of the screen, looking straight
-out of the screen plane (z = 0); the screen hangs below it, so a screen point (sx, sy) in
-CSS px lies at x = -(sx - width/2) * mm_per_px (the volunteer's right is the image's left),
-y = SCREEN_GAP_MM + sy * mm_per_px.
+Camera coordinates (the webcam's): origin at the lens, x to the image's right, y down, z away
+from the camera towards the volunteer. The webcam looks straight out of the screen, and the
+screen's picture lies in the camera's z = 0 plane. `Screen.camera_offset_mm` says where the
+lens sits relative to the top centre of the picture, in the picture's own axes as the
+volunteer sees them (right, down; mm): a webcam on the bezel above the picture has
+(0, -SCREEN_GAP_MM). A screen point (sx, sy) in CSS px then lies at
+x = -((sx - width/2) * mm_per_px - right) (the volunteer's right is the image's left),
+y = sy * mm_per_px - down, z = 0.
 
 Angles follow collection.extraction's conventions: yaw positive when the face (or gaze) points
 toward the image's right side, pitch positive when it points up, roll = clockwise angle of
-the eye line on screen. The face is a plane (the base photograph) rotated by the head pose.
+the eye line on screen. The head (simulator.mesh, in the face frame of simulator.face) is
+rotated by the head pose; its eyeballs turn about their centres toward what they look at.
 """
 from __future__ import annotations
 
@@ -28,6 +32,14 @@ class Camera:
     width: int = FRAME_SIZE[0]
     height: int = FRAME_SIZE[1]
     focal: float = FOCAL_PX
+
+    @classmethod
+    def from_fov(cls, size: tuple[int, int], horizontal_fov_deg: float) -> "Camera":
+        return cls(size[0], size[1], size[0] / 2 / math.tan(math.radians(horizontal_fov_deg) / 2))
+
+    @property
+    def horizontal_fov_deg(self) -> float:
+        return math.degrees(2 * math.atan(self.width / 2 / self.focal))
 
     def project(self, points: np.ndarray) -> np.ndarray:
         """(N, 3) camera-frame mm -> (N, 2) frame px."""
@@ -59,10 +71,43 @@ def direction_angles(direction: np.ndarray) -> tuple[float, float]:
     return math.degrees(math.atan2(x, -z)), math.degrees(math.atan2(-y, math.hypot(x, z)))
 
 
+@dataclass(frozen=True)
+class Screen:
+    """The screen's picture (CSS px, their physical size) and the webcam's place beside it."""
+    size_px: tuple[int, int]
+    mm_per_px: float
+    camera_offset_mm: tuple[float, float] = (0.0, -SCREEN_GAP_MM)   # lens from the picture's top centre
+
+    @property
+    def size_mm(self) -> tuple[float, float]:
+        return self.size_px[0] * self.mm_per_px, self.size_px[1] * self.mm_per_px
+
+    @property
+    def diagonal_inches(self) -> float:
+        return math.hypot(*self.size_mm) / 25.4
+
+    def point_mm(self, point_px: tuple[float, float]) -> np.ndarray:
+        """A point on the screen (CSS px, origin top-left) in camera-frame mm (z = 0)."""
+        sx, sy = point_px
+        right, down = self.camera_offset_mm
+        return np.array([-((sx - self.size_px[0] / 2) * self.mm_per_px - right),
+                         sy * self.mm_per_px - down, 0.0])
+
+    def point_px(self, point_mm: np.ndarray) -> tuple[float, float]:
+        """The inverse of `point_mm` for a camera-frame point in the screen plane."""
+        right, down = self.camera_offset_mm
+        return (float((-point_mm[0] + right) / self.mm_per_px + self.size_px[0] / 2),
+                float((point_mm[1] + down) / self.mm_per_px))
+
+
 def screen_point_mm(point_px: tuple[float, float], screen: tuple[int, int], mm_per_px: float) -> np.ndarray:
-    """A point on the screen (CSS px, origin top-left) in camera-frame mm."""
-    sx, sy = point_px
-    return np.array([-(sx - screen[0] / 2) * mm_per_px, SCREEN_GAP_MM + sy * mm_per_px, 0.0])
+    """A point on a screen with the webcam at its top centre (CSS px) in camera-frame mm."""
+    return Screen(tuple(screen), mm_per_px).point_mm(point_px)
+
+
+def ray_hits_screen(origin: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """Where the ray origin + t * direction meets the screen plane (z = 0)."""
+    return origin - direction * (origin[2] / direction[2])
 
 
 @dataclass(frozen=True)
@@ -84,20 +129,19 @@ class HeadPose:
 
 @dataclass(frozen=True)
 class Gaze:
-    """One eye's gaze: angles in the camera frame and relative to the head, iris shift."""
+    """One eye's gaze: angles in the camera frame and relative to the head, and its direction."""
     yaw: float
     pitch: float
     yaw_in_head: float
     pitch_in_head: float
-    iris_shift_mm: tuple[float, float]  # in the face plane (face-frame x, y)
+    in_head: np.ndarray      # (3,) unit direction in the face frame (out of the face: -z)
 
 
-def eye_gaze(eye_camera_mm: np.ndarray, target_camera_mm: np.ndarray, pose: HeadPose) -> Gaze:
-    """The gaze of an eye at `eye_camera_mm` fixating `target_camera_mm`."""
-    direction = target_camera_mm - eye_camera_mm
+def eye_gaze(eyeball_camera_mm: np.ndarray, target_camera_mm: np.ndarray, pose: HeadPose) -> Gaze:
+    """The gaze of an eyeball centred at `eyeball_camera_mm` fixating `target_camera_mm`."""
+    direction = target_camera_mm - eyeball_camera_mm
     direction = direction / np.linalg.norm(direction)
     in_head = pose.rotation.T @ direction
     yaw, pitch = direction_angles(direction)
     yaw_h, pitch_h = direction_angles(in_head)
-    shift = (EYEBALL_RADIUS_MM * float(in_head[0]), EYEBALL_RADIUS_MM * float(in_head[1]))
-    return Gaze(yaw, pitch, yaw_h, pitch_h, shift)
+    return Gaze(yaw, pitch, yaw_h, pitch_h, in_head)

@@ -14,7 +14,11 @@ from gazelab_cli import cli
 from gazelab.config import load_config
 from gazelab.db import session_scope
 from gazelab.schema import CollectionSession, Sample, SampleImages, Trial, Volunteer, stable_id
-from simulator.demo import run_demo
+from simulator import SIMULATOR_VERSION
+from simulator.contact_sheet import build_contact_sheet
+from simulator.demo import run_demo, source_tag, style_of_source
+from simulator.geometry import Camera, ray_hits_screen
+from simulator.styles import HELD_OUT_STYLE, STYLES, TRAINING_STYLES, style_for_volunteer
 from simulator.video import read_y4m
 from simulator.volunteer import VirtualVolunteer
 from tests.support import VENV_BIN
@@ -38,7 +42,9 @@ def decode(jpeg: bytes) -> np.ndarray:
 
 def test_frames_are_deterministic_per_seed_and_index():
     first, truth = clean_session(7).frame((100, 900), index=3)
-    again, truth_again = clean_session(7).frame((100, 900), index=3)
+    out_of_order = clean_session(7)
+    out_of_order.frame((1500, 20), index=8, pose=(15.0, -5.0, 3.0))
+    again, truth_again = out_of_order.frame((100, 900), index=3)
     other, _ = clean_session(8).frame((100, 900), index=3)
     assert first == again and truth == truth_again
     assert other != first
@@ -73,7 +79,9 @@ def test_extracted_iris_follows_true_gaze_and_roll(artifacts):
     print(f"500 frames in {seconds:.1f}s: r_x={r_x:.3f} r_y={r_y:.3f} roll median error {roll_error:.2f} deg")
     # yaw > 0 looks toward the image's right (iris x grows); pitch > 0 looks up (iris y shrinks)
     assert r_x >= 0.9
-    assert r_y <= -0.7
+    # -0.7 with the astronaut alone; Grace Hopper's photographed eyes are narrow and sit behind
+    # her glasses' rims, and the lids follow the gaze: MediaPipe reads less vertical signal there
+    assert r_y <= -0.65
     assert roll_error <= 3.0
     assert accepted.mean() >= 0.95
 
@@ -142,7 +150,7 @@ def test_rendering_is_fast_enough():
         session.frame((i * 47 % 1920, i * 29 % 1080))
     per_frame_ms = (time.perf_counter() - started) / 40 * 1000
     print(f"render + JPEG: {per_frame_ms:.1f} ms per frame")
-    assert per_frame_ms < 40  # ~10 ms on an idle core; loose for a shared machine
+    assert per_frame_ms < 40  # ~10-12 ms on an idle core; loose for a shared machine
 
 
 def test_sim_video_writes_y4m_with_a_findable_face(tmp_path):
@@ -167,7 +175,7 @@ def test_demo_data_goes_through_ingest_and_is_idempotent(gz):
     assert first["volunteers_created"] == 2 and first["frames"] == 96
     with session_scope(config.database_url) as db:
         sources = sorted(db.scalars(select(Volunteer.source)))
-        assert sources == ["demo:5:0", "demo:5:1"]
+        assert sources == [f"demo:5:0:{style_for_volunteer(0)}", f"demo:5:1:{style_for_volunteer(1)}"]
         # ids derive from seed and index: the same command gives the same train/test split
         ids = dict(db.execute(select(Volunteer.source, Volunteer.id)).all())
         assert ids == {tag: stable_id(tag) for tag in sources}
@@ -198,3 +206,88 @@ def test_demo_data_command_meets_the_volume_target(gz):
     assert seconds < 180
     with session_scope(gz.config.database_url) as db:
         assert db.scalar(select(func.count()).select_from(Sample).where(Sample.status == "accepted")) >= 900
+
+
+def test_the_gaze_ray_hits_the_recorded_screen_point():
+    for name in STYLES:
+        session = VirtualVolunteer(11, style=name).session(blink_rate=0.0, no_face_rate=0.0)
+        for index, target in enumerate([(0, 0), (session.screen[0], session.screen[1] / 2), (300, 700)]):
+            _, truth = session.render(target, index=index, inattentive=index == 2)
+            origin, direction = np.array(truth.gaze_origin_mm), np.array(truth.gaze_direction)
+            assert np.linalg.norm(direction) == pytest.approx(1.0)
+            assert np.allclose(ray_hits_screen(origin, direction), truth.looked_at_mm, atol=1e-6)
+            assert truth.looked_at_mm[2] == 0.0 and origin[2] > 300
+            # back to CSS px through the picture's size and the webcam's place beside it
+            width_mm, height_mm = truth.screen_mm
+            right, down = truth.camera_offset_mm
+            x_mm, y_mm, _ = truth.looked_at_mm
+            px = ((-x_mm + right + width_mm / 2) / session.mm_per_px, (y_mm + down) / session.mm_per_px)
+            assert px == pytest.approx(truth.looked_at, abs=1e-6)
+            assert width_mm == pytest.approx(session.screen[0] * session.mm_per_px)
+            assert down < 0 and truth.style == name
+            assert truth.frame_size == (session.camera.width, session.camera.height)
+            assert truth.focal_px == session.camera.focal
+
+
+def test_styles_draw_plausible_screens_and_cameras():
+    assert HELD_OUT_STYLE in STYLES and HELD_OUT_STYLE not in TRAINING_STYLES
+    assert set(TRAINING_STYLES) | {HELD_OUT_STYLE} == set(STYLES) and 4 <= len(STYLES) <= 5
+    assigned = [style_for_volunteer(i) for i in range(40)]
+    assert assigned.count(HELD_OUT_STYLE) == 40 // len(STYLES) and set(assigned) == set(STYLES)
+    assert VirtualVolunteer(1).style.name == TRAINING_STYLES[0]
+    for name in STYLES:
+        for seed in range(6):
+            session = VirtualVolunteer(seed, style=name).session()
+            assert 12.5 <= session.display.diagonal_inches <= 32.5
+            assert 400 <= session.distance_mm <= 900 and 0.19 <= session.mm_per_px <= 0.34
+            assert 49 <= session.camera.horizontal_fov_deg <= 81
+    assert source_tag(3, 4) == f"demo:3:4:{style_for_volunteer(4)}"
+    assert style_of_source(source_tag(3, 4)) == style_for_volunteer(4)
+    assert style_of_source("synthetic:0:1") is None and style_of_source("demo:1:2") is None
+    assert SIMULATOR_VERSION == 2
+
+
+def test_every_style_renders_frames_the_extraction_accepts():
+    config = load_config()
+    rates = {}
+    for name in STYLES:
+        verdicts = []
+        for seed in range(4):
+            session = VirtualVolunteer(200 + seed, style=name).session(blink_rate=0.0, no_face_rate=0.0,
+                                                                       inattentive_rate=0.0)
+            rng = np.random.default_rng(seed)
+            for index in range(8):
+                target = (rng.uniform(0, session.screen[0]), rng.uniform(0, session.screen[1]))
+                verdicts.append(extract(session.frame(target, index=index)[0], config).accepted)
+        rates[name] = float(np.mean(verdicts))
+    print("accepted per style:", rates)
+    assert min(rates.values()) >= 0.85
+
+
+def test_a_turned_head_is_measured_turned():
+    """The 3-D head: poses forced on the renderer come back from the extraction's solvePnP."""
+    config = load_config()
+    errors = []
+    for seed in range(3):
+        # focal = frame width: the camera the extraction's solvePnP assumes
+        session = VirtualVolunteer(seed).session(blink_rate=0.0, no_face_rate=0.0, inattentive_rate=0.0,
+                                                 camera=Camera(640, 480, 640.0), distance_mm=550)
+
+        def measured(pose):
+            # looking at the top centre of the screen, next to the webcam, as in a pose check
+            features = extract(session.frame((960, 0), index=0, pose=pose)[0], config).features
+            assert features is not None, pose
+            return np.array([features.yaw, features.pitch])
+        frontal = measured((0.0, 0.0, 0.0))
+        for pose in [(-20, 0), (-10, 0), (10, 0), (20, 0), (0, -10), (0, 10)]:
+            errors.append(np.abs(measured((*pose, 0.0)) - frontal - pose))
+    errors = np.array(errors)
+    print(f"head pose error: median {np.median(errors):.1f} deg, max {errors.max():.1f} deg")
+    assert np.median(errors) <= 2.5
+    assert errors.max() <= 7.0
+
+
+def test_contact_sheet_shows_every_style(artifacts):
+    path = build_contact_sheet(artifacts / "simulator_styles.png", seed=0)
+    sheet = cv2.imread(str(path))
+    assert sheet is not None and sheet.shape[0] >= len(STYLES) * 180 and path.stat().st_size > 100_000

@@ -67,9 +67,9 @@ def bench_faults(database_url: str | None, as_json: bool) -> None:
               help="Frames per volunteer (the first 36 or so are the 9-dot calibration).")
 @click.option("--folds", default=5, show_default=True, type=click.IntRange(2, 100))
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--epochs", default=25, show_default=True, type=click.IntRange(1, 10_000),
-              help="Per fold (early stopping may end a fold sooner); 25 keeps 5 folds of 30 volunteers "
-                   "within 25 min on 2 CPU cores.")
+@click.option("--epochs", default=15, show_default=True, type=click.IntRange(1, 10_000),
+              help="Per fold (early stopping may end a fold sooner); 15 keeps three variants × 5 folds of "
+                   "30 volunteers within ~45 min on 2 CPU cores.")
 @click.option("--source", type=click.Choice(["simulator", "synthetic"]), default="simulator", show_default=True)
 @click.option("--device", type=click.Choice(SPEC["training"]["device"].choices), default="cpu", show_default=True)
 @click.option("--models", default="gaze_ray,direct_geometry,direct", show_default=True,

@@ -243,6 +243,9 @@ def load_config(path: str | os.PathLike | None = None,
             except (ValueError, KeyError, TypeError):
                 raise ConfigError(f"{source} = {raw!r} is invalid; it must be {spec.allowed}") from None
         sections[section] = SimpleNamespace(**values)
+    training = sections["training"]
+    if training.architecture == "gaze_ray" and training.inputs != "full_geometry":
+        raise ConfigError(f"[training] architecture = gaze_ray needs inputs = full_geometry, not {training.inputs}")
     config = Config(**sections)
     config.path = path
     config.root = path.parent

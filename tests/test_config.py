@@ -28,6 +28,7 @@ def test_environment_overrides_a_key():
     ("GAZELAB_COLLECTION_FOCUS_EDGES", "maybe", "True or False"),
     ("GAZELAB_TRAINING_ERROR_GRID", "16by9", "COLSxROWS"),
     ("GAZELAB_COLLECTION_BETA_AA", "1", "names no config key"),
+    ("GAZELAB_TRAINING_INPUTS", "full", "gaze_ray needs inputs = full_geometry"),
 ])
 def test_invalid_values_are_named(name, value, fragment):
     with pytest.raises(ConfigError) as info:

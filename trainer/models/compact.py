@@ -102,7 +102,8 @@ class CompactGazeNet(nn.Module):
             fused += 16
         self.head = nn.Sequential(nn.Linear(fused, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 2))
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def fused(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Every input's tower output, side by side: what `head` reads."""
         parts = []
         if "face" in self.parts:
             parts.append(self.face(batch["face"]))
@@ -114,4 +115,7 @@ class CompactGazeNet(nn.Module):
             parts.append(self.angles(batch["angles"]))
         if "geometry" in self.parts:
             parts.append(self.geometry(batch["geometry"]))
-        return self.head(torch.cat(parts, dim=1)) + 0.5
+        return torch.cat(parts, dim=1)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.head(self.fused(batch)) + 0.5

@@ -1,7 +1,7 @@
 """Gaze-ray model: gaze direction from the pictures, the screen point from geometry.
 
-The conv towers are the compact model's (face tower, one keypoint eye tower shared by both
-eyes, face grid, head angles); they predict the gaze direction *relative to the head*
+The conv towers and the head are the compact model's (face tower, one keypoint eye tower
+shared by both eyes, face grid, head angles, geometry); they predict the gaze direction *relative to the head*
 (yaw, pitch) — what the eyeballs do, which looks the same whatever the screen. The rest is
 fixed geometry, not learned (trainer.geometry): the head's measured rotation turns that
 direction into the camera frame, and the ray from the eyes' midpoint (estimated from the
@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from trainer.geometry import CAMERA_GAP_MM
-from trainer.models.compact import INPUTS, EyeTower, Tower
+from trainer.models.compact import INPUTS, CompactGazeNet
 from trainer.transforms import ANGLE_SCALE
 
 MIN_TOWARD_SCREEN = 0.1   # |d_z| floor: a ray (nearly) parallel to the screen hits nothing
@@ -55,44 +55,20 @@ def screen_fractions(origin_m: torch.Tensor, gaze: torch.Tensor, screen_m: torch
     return torch.stack([0.5 - hit_x / screen_m[:, 0], (hit_y - CAMERA_GAP_MM / 1000) / screen_m[:, 1]], dim=1)
 
 
-class GazeRayNet(nn.Module):
-    def __init__(self, inputs: str = "full_geometry", image_size: int = 64, widths: list[int] | None = None,
-                 hidden: int = 128, **_):
-        super().__init__()
-        self.parts = INPUTS[inputs]
-        if not {"angles", "geometry"} <= set(self.parts):
-            raise ValueError("the gaze-ray model needs the head angles and the geometry inputs")
-        widths = widths or [16, 32, 64, 96]
-        fused = 16 + 16   # angles, geometry
-        if "face" in self.parts:
-            self.face = Tower(3, widths)
-            fused += self.face.out_features
-        if "eyes" in self.parts:
-            self.eye = EyeTower()
-            fused += 2 * self.eye.out_features
-        if "head_pos" in self.parts:
-            self.head_pos = nn.Sequential(nn.AdaptiveAvgPool2d(16), nn.Flatten(), nn.Linear(256, 32),
-                                          nn.ReLU(inplace=True))
-            fused += 32
-        self.angles = nn.Sequential(nn.Linear(3, 16), nn.ReLU(inplace=True))
-        self.geometry = nn.Sequential(nn.Linear(5, 16), nn.ReLU(inplace=True))
-        self.head = nn.Sequential(nn.Linear(fused, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 2))
+class GazeRayNet(CompactGazeNet):
+    """The compact model's towers and head; the head's two outputs are the gaze's yaw and
+    pitch in the head (radians), and the screen point follows by geometry."""
+
+    def __init__(self, inputs: str = "full_geometry", **options):
+        if not {"angles", "geometry"} <= set(INPUTS[inputs]):
+            raise ValueError("the gaze-ray model needs the head angles and the geometry inputs "
+                             "(inputs = full_geometry)")
+        super().__init__(inputs=inputs, eye_tower="keypoints", **options)
         nn.init.zeros_(self.head[-1].weight)   # start by looking where the head points
         nn.init.zeros_(self.head[-1].bias)
 
-    def gaze_in_head(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """(B, 2) yaw, pitch (radians) of the gaze relative to the head."""
-        parts = [self.angles(batch["angles"]), self.geometry(batch["geometry"])]
-        if "face" in self.parts:
-            parts.append(self.face(batch["face"]))
-        if "eyes" in self.parts:
-            parts += [self.eye(batch["l_eye"]), self.eye(torch.flip(batch["r_eye"], dims=[3]))]
-        if "head_pos" in self.parts:
-            parts.append(self.head_pos(batch["head_pos"]))
-        return self.head(torch.cat(parts, dim=1))
-
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        angles_in_head = self.gaze_in_head(batch).float()
+        angles_in_head = self.head(self.fused(batch)).float()
         head = batch["angles"].float() * ANGLE_SCALE
         gaze = (rotation(head[:, 0], head[:, 1], head[:, 2])
                 @ direction(angles_in_head[:, 0], angles_in_head[:, 1]).unsqueeze(-1)).squeeze(-1)

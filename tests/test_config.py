@@ -28,13 +28,19 @@ def test_environment_overrides_a_key():
     ("GAZELAB_COLLECTION_FOCUS_EDGES", "maybe", "True or False"),
     ("GAZELAB_TRAINING_ERROR_GRID", "16by9", "COLSxROWS"),
     ("GAZELAB_COLLECTION_BETA_AA", "1", "names no config key"),
-    ("GAZELAB_TRAINING_INPUTS", "full", "gaze_ray needs inputs = full_geometry"),
 ])
 def test_invalid_values_are_named(name, value, fragment):
     with pytest.raises(ConfigError) as info:
         load_config(environ={name: value})
     assert fragment in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_gaze_ray_without_geometry_inputs_is_named():
+    with pytest.raises(ConfigError, match="gaze_ray needs inputs = full_geometry, not full"):
+        load_config(environ={"GAZELAB_TRAINING_ARCHITECTURE": "gaze_ray", "GAZELAB_TRAINING_INPUTS": "full"})
+    assert load_config(environ={"GAZELAB_TRAINING_ARCHITECTURE": "gaze_ray",
+                                "GAZELAB_TRAINING_INPUTS": "full_geometry"}).training.architecture == "gaze_ray"
 
 
 def test_misspelled_key_in_file(tmp_path):

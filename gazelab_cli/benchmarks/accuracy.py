@@ -28,7 +28,6 @@ from gazelab.db import session_scope
 from gazelab.files import SNAPSHOT_DIR, private_subdir
 from gazelab.schema import Volunteer
 from gazelab_cli.benchmarks.train import bench_config, infer_ms_per_sample, prepare_data
-from simulator import SIMULATOR_VERSION
 from simulator.demo import style_of_source
 from simulator.styles import HELD_OUT_STYLE
 from trainer.crossval import cross_validate
@@ -75,8 +74,7 @@ def held_out_volunteers(database_url: str) -> tuple[frozenset[str], dict[str, st
 def run(config: Config, volunteers: int, samples: int, folds: int, seed: int, epochs: int | None,
         source: str, device: str, models: tuple[str, ...] = tuple(VARIANTS)) -> dict:
     started = time.perf_counter()
-    data_config = bench_config(config, source, volunteers, samples, seed,
-                               bench=f"accuracy-sim{SIMULATOR_VERSION}")
+    data_config = bench_config(config, source, volunteers, samples, seed, bench="accuracy")
     data = prepare_data(data_config, source, volunteers, samples, seed, CALIBRATION_FRAMES)
     held_out, styles = held_out_volunteers(data_config.database_url)
     with session_scope(data_config.database_url) as db:

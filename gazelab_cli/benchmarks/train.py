@@ -30,6 +30,9 @@ from trainer.train import TrainParams, train
 def bench_config(config: Config, source: str, volunteers: int, samples: int, seed: int,
                  bench: str = "train") -> Config:
     """The same configuration, pointed at a bench database of its own (the cache)."""
+    if source == "simulator":   # frames change with the simulator's version: so does the cache
+        from simulator import SIMULATOR_VERSION
+        source = f"{source}{SIMULATOR_VERSION}"
     folder = config.data_dir / f"bench-{bench}" / f"{source}-v{volunteers}-s{samples}-seed{seed}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("GAZELAB_SERVER_")}
     env.update({"GAZELAB_CONFIG": str(config.path), "GAZELAB_SERVER_DATA_DIR": str(folder),

@@ -82,6 +82,7 @@ FACE_MODEL_POINTS = {
     291: (2.456206, 3.215756, 3.191720),
 }
 POSE_LANDMARKS = tuple(FACE_MODEL_POINTS)
+_POSE_INDEX = np.array(POSE_LANDMARKS)
 FACE_MODEL_3D = np.array(list(FACE_MODEL_POINTS.values()), dtype=np.float64)
 MODEL_EYE_DISTANCE = 2 * 4.445859
 
@@ -153,23 +154,27 @@ def face_mesh():
 # A serialised NormalizedLandmark as Face Mesh writes it: (tag, length, tag, x, tag, y, tag, z).
 _LANDMARK_RECORD = np.dtype([("tag", "u1"), ("length", "u1"), ("x_tag", "u1"), ("x", "<f4"),
                              ("y_tag", "u1"), ("y", "<f4"), ("z_tag", "u1"), ("z", "<f4")])
-_LANDMARK_TAGS = (0x0A, _LANDMARK_RECORD.itemsize - 2, 0x0D, 0x15, 0x1D)
+_LANDMARK_TAGS = np.array([0x0A, _LANDMARK_RECORD.itemsize - 2, 0x0D, 0x15, 0x1D], np.uint8)
+_LANDMARK_TAG_OFFSETS = [_LANDMARK_RECORD.fields[name][1] for name in ("tag", "length", "x_tag", "y_tag", "z_tag")]
+_X_OFFSET, _Y_OFFSET = _LANDMARK_RECORD.fields["x"][1], _LANDMARK_RECORD.fields["y"][1]
 
 
-def _landmark_array(face) -> np.ndarray:
-    """(n, 2) float32 normalised x, y of a NormalizedLandmarkList.
+def _landmark_array(face, scale: tuple[float, float]) -> np.ndarray:
+    """(n, 2) float32 x, y of a NormalizedLandmarkList, times `scale` (frame px).
 
     Reading 478 protobuf messages field by field costs ~0.25 ms a frame (a fifth of all our
     work beside Face Mesh); its serialised bytes are fixed-size records NumPy reads at once.
     Any other layout (a field added, a default left out) takes the field-by-field path."""
     data = face.SerializeToString()
     count = len(face.landmark)
-    if len(data) == count * _LANDMARK_RECORD.itemsize:
-        records = np.frombuffer(data, _LANDMARK_RECORD)
-        tags = (records["tag"], records["length"], records["x_tag"], records["y_tag"], records["z_tag"])
-        if all((column == expected).all() for column, expected in zip(tags, _LANDMARK_TAGS)):
-            return np.stack([records["x"], records["y"]], axis=1)
-    return np.array([(p.x, p.y) for p in face.landmark], dtype=np.float32)
+    scale = np.array(scale, dtype=np.float32)
+    size = _LANDMARK_RECORD.itemsize
+    if len(data) == count * size:
+        records = np.frombuffer(data, np.uint8).reshape(count, size)
+        if (records[:, _LANDMARK_TAG_OFFSETS] == _LANDMARK_TAGS).all():
+            xy = np.ndarray((count, 2), "<f4", data, _X_OFFSET, (size, _Y_OFFSET - _X_OFFSET))
+            return xy * scale
+    return np.array([(p.x, p.y) for p in face.landmark], dtype=np.float32) * scale
 
 
 def detect_landmarks(rgb: np.ndarray) -> list[np.ndarray]:
@@ -178,8 +183,7 @@ def detect_landmarks(rgb: np.ndarray) -> list[np.ndarray]:
     with _detector_lock:
         result = face_mesh().process(np.ascontiguousarray(rgb))
     faces = result.multi_face_landmarks or []
-    scale = np.array([width, height], dtype=np.float32)
-    return [_landmark_array(face) * scale for face in faces]
+    return [_landmark_array(face, (width, height)) for face in faces]
 
 
 # ---------------------------------------------------------------- entry points
@@ -252,8 +256,9 @@ def compute_features(rgb: np.ndarray, landmarks: np.ndarray, config) -> Features
     size = config.collection.image_size
     height, width = rgb.shape[:2]
     face_box = _face_box(landmarks)
-    left_centre, left_side = _eye_square(landmarks, LEFT_EYE_CORNERS, config.extraction.eye_margin)
-    right_centre, right_side = _eye_square(landmarks, RIGHT_EYE_CORNERS, config.extraction.eye_margin)
+    points = _measured_points(landmarks)
+    left_centre, left_side = _eye_square(points, LEFT_EYE_CORNERS, config.extraction.eye_margin)
+    right_centre, right_side = _eye_square(points, RIGHT_EYE_CORNERS, config.extraction.eye_margin)
     box_x, box_y, box_w, box_h = face_box
     face_centre = (box_x + box_w / 2, box_y + box_h / 2)
     face_side = max(box_w, box_h) * config.extraction.face_margin
@@ -264,10 +269,10 @@ def compute_features(rgb: np.ndarray, landmarks: np.ndarray, config) -> Features
     roll = _roll_degrees(right_centre, left_centre)
     yaw, pitch = head_yaw_pitch(landmarks, (width, height))
     measures = {
-        "ear_left": _eye_aspect_ratio(landmarks, LEFT_EYE_CORNERS, LEFT_EYE_LIDS),
-        "ear_right": _eye_aspect_ratio(landmarks, RIGHT_EYE_CORNERS, RIGHT_EYE_LIDS),
-        **_iris_measures("left", landmarks[LEFT_IRIS], left_centre, left_side),
-        **_iris_measures("right", landmarks[RIGHT_IRIS], right_centre, right_side),
+        "ear_left": _eye_aspect_ratio(points, LEFT_EYE_CORNERS, LEFT_EYE_LIDS),
+        "ear_right": _eye_aspect_ratio(points, RIGHT_EYE_CORNERS, RIGHT_EYE_LIDS),
+        **_iris_measures("left", points[LEFT_IRIS], left_centre, left_side),
+        **_iris_measures("right", points[RIGHT_IRIS], right_centre, right_side),
         "sharpness": _sharpness(grey_face),
         "brightness": float(cv2.mean(grey_face)[0]),
         "face_fraction": float(box_w * box_h / (width * height)),
@@ -292,24 +297,45 @@ def _sharpness(grey: np.ndarray) -> float:
 
 
 def _face_box(landmarks: np.ndarray) -> tuple[float, float, float, float]:
-    x0, y0 = landmarks.min(axis=0)
-    x1, y1 = landmarks.max(axis=0)
-    return float(x0), float(y0), float(x1 - x0), float(y1 - y0)
+    # cv2.minMaxLoc: a tenth of NumPy's min/max along axis 0 of a (478, 2) array
+    x0, x1 = cv2.minMaxLoc(landmarks[:, 0])[:2]
+    y0, y1 = cv2.minMaxLoc(landmarks[:, 1])[:2]
+    return x0, y0, _float32(x1 - x0), _float32(y1 - y0)
 
 
-def _eye_square(landmarks: np.ndarray, corners: tuple[int, int], margin: float):
-    outer, inner = landmarks[corners[0]], landmarks[corners[1]]
-    centre = (outer + inner) / 2
-    return (float(centre[0]), float(centre[1])), float(np.linalg.norm(outer - inner) * margin)
+def _float32(value: float) -> float:
+    """`value` rounded as float32 arithmetic rounds it (the crops' geometry is float32's)."""
+    return float(np.float32(value))
 
 
-def _eye_aspect_ratio(landmarks: np.ndarray, corners, lids) -> float:
-    width = np.linalg.norm(landmarks[corners[0]] - landmarks[corners[1]])
-    opening = sum(np.linalg.norm(landmarks[upper] - landmarks[lower]) for upper, lower in lids)
-    return float(opening / (2 * width)) if width > 0 else 0.0
+Point = tuple[float, float]
+_MEASURED_LANDMARKS = sorted({*RIGHT_EYE_CORNERS, *LEFT_EYE_CORNERS, RIGHT_IRIS, LEFT_IRIS,
+                              *(i for pair in RIGHT_EYE_LIDS + LEFT_EYE_LIDS for i in pair)})
 
 
-def _iris_measures(which: str, iris: np.ndarray, centre, side: float) -> dict[str, float]:
+def _measured_points(landmarks: np.ndarray) -> dict[int, Point]:
+    """The landmarks the eye crops and measures use, as Python floats: on 2-vectors NumPy's
+    per-call overhead (np.linalg.norm ~2 us) costs far more than the arithmetic."""
+    return dict(zip(_MEASURED_LANDMARKS, map(tuple, landmarks[_MEASURED_LANDMARKS].tolist())))
+
+
+def _distance(a: Point, b: Point) -> float:
+    return math.hypot(a[0] - b[0], a[1] - b[1])
+
+
+def _eye_square(points: dict[int, Point], corners: tuple[int, int], margin: float) -> tuple[Point, float]:
+    (outer_x, outer_y), (inner_x, inner_y) = points[corners[0]], points[corners[1]]
+    centre = ((outer_x + inner_x) / 2, (outer_y + inner_y) / 2)
+    return centre, _distance(points[corners[0]], points[corners[1]]) * margin
+
+
+def _eye_aspect_ratio(points: dict[int, Point], corners, lids) -> float:
+    width = _distance(points[corners[0]], points[corners[1]])
+    opening = sum(_distance(points[upper], points[lower]) for upper, lower in lids)
+    return opening / (2 * width) if width > 0 else 0.0
+
+
+def _iris_measures(which: str, iris: Point, centre: Point, side: float) -> dict[str, float]:
     return {f"iris_{which}_x": float((iris[0] - centre[0]) / side + 0.5),
             f"iris_{which}_y": float((iris[1] - centre[1]) / side + 0.5)}
 
@@ -334,8 +360,9 @@ def head_yaw_pitch(landmarks: np.ndarray, frame_size: tuple[int, int]) -> tuple[
     width, height = frame_size
     focal = float(width)
     camera = np.array([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1]], dtype=np.float64)
-    image_points = landmarks[list(POSE_LANDMARKS)].astype(np.float64)
-    eye_distance = float(np.linalg.norm(landmarks[LEFT_EYE_CORNERS[0]] - landmarks[RIGHT_EYE_CORNERS[0]])) or 1.0
+    image_points = landmarks[_POSE_INDEX].astype(np.float64)
+    left_outer, right_outer = landmarks[[LEFT_EYE_CORNERS[0], RIGHT_EYE_CORNERS[0]]].tolist()
+    eye_distance = _distance(left_outer, right_outer) or 1.0
     rvec = np.zeros((3, 1))
     tvec = np.array([[0.0], [0.0], [focal * MODEL_EYE_DISTANCE / eye_distance]])
     # solvePnP's iterative method from this guess is Levenberg-Marquardt; calling LM directly

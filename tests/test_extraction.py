@@ -341,3 +341,14 @@ def test_bench_extract_prints_one_json_object():
     assert report["frames"] == 12 and report["accepted_fraction"] == 1.0
     assert 0 < report["ms_per_frame_median"] <= report["ms_per_frame_p95"]
     assert report["frames_per_second_all_cores"] > 0
+
+
+# ---------------------------------------------------------------- fast paths agree with the slow ones
+
+def test_landmarks_from_serialised_records_equal_the_field_by_field_ones(frame):
+    face = extraction.face_mesh().process(frame).multi_face_landmarks[0]
+    fast = extraction._landmark_array(face, (640, 480))
+    slow = np.array([(p.x, p.y) for p in face.landmark], np.float32) * np.float32([640, 480])
+    assert fast.dtype == np.float32 and np.array_equal(fast, slow)
+    face.landmark[0].visibility = 0.5                       # another layout: the slow path
+    assert np.array_equal(extraction._landmark_array(face, (640, 480)), slow)

@@ -12,6 +12,7 @@ from sqlalchemy import inspect, text, update
 from gazelab import migrate
 from gazelab.db import get_engine, session_scope
 from gazelab.schema import RunFigure, SampleImages, TrainingRun
+from tests.test_admin import admin_client  # noqa: F401 (a fixture)
 from tests.trainer_data import add_samples, fast_params
 from trainer import evaluate, runs
 from trainer.snapshot import kfold, load_snapshot
@@ -232,3 +233,62 @@ def test_admin_sessions_page_shows_validation_accuracy_and_filters_by_verdict(gz
     with session_scope(gz.database_url) as db:
         delete_volunteer(db, gz.config, "poor")
         assert {c.session_id for c in db.query(SessionCalibration)} == {"s-good"}
+
+
+def test_calibration_reads_the_eye_patches_and_refuses_stale_or_foreign_mappings():
+    from trainer import calibration
+    from trainer.eye_patches import SIZE, from_crops
+    rng = np.random.default_rng(0)
+    eyes = rng.integers(0, 256, (2, 36, 64, 64, 3), dtype=np.uint8)
+    patches = from_crops(*eyes)
+    assert patches.shape == (36, SIZE) and 0.0 <= patches.min() and patches.max() <= 1.0
+    # where the person's eyes make the general model err, their patches tell the correction
+    outputs = rng.uniform(0.2, 0.8, (36, 2))
+    targets = outputs + 0.3 * (patches[:, :2] - 0.5)
+    trials = np.repeat(np.arange(9), 4)
+    screens = np.tile([1600.0, 900.0], (36, 1))
+    x = calibration.inputs(np.zeros((36, 8)), patches)
+    mapping, report = calibration.fit(outputs, x, targets, trials, screens)
+    assert report["kept"] == "ridge" and report["loto_px"] < report["uncorrected_px"]
+    stored = calibration.Calibration.from_dict(mapping.as_dict())
+    assert np.allclose(stored.apply(outputs, x), mapping.apply(outputs, x))
+    # fitted on other inputs (before the patches), or under another model: not applied
+    assert calibration.Calibration.from_dict({k: v for k, v in mapping.as_dict().items() if k != "inputs"}) is None
+    with pytest.raises(calibration.CalibrationMismatch):
+        mapping.apply(outputs, np.zeros((36, 8)))
+    with pytest.raises(ValueError):
+        calibration.Calibration.from_dict({**mapping.as_dict(), "weights": [[0.0, 0.0]]})
+
+
+def test_live_tracking_answers_a_stale_or_foreign_calibration_with_409(gz, admin_client):
+    import io
+    import json
+    from gazelab.schema import ModelArtifact
+    from tests.images import frame, jpeg
+    from tests.test_admin import page_csrf
+    from trainer.artifacts import weights_bytes
+    from trainer.calibration import Calibration
+    from trainer.models import build_model
+    spec = {"name": "compact", "inputs": "full", "image_size": 64}
+    stats = {kind: {"mean": [128.0] * channels, "std": [64.0] * channels}
+             for kind, channels in (("face", 3), ("l_eye", 3), ("r_eye", 3), ("head_pos", 1))}
+    with session_scope(gz.database_url) as db:
+        db.add(ModelArtifact(weights=weights_bytes(build_model(spec)), architecture=spec, normalisation=stats,
+                             error_grid={}, is_active=True))
+        db.commit()
+    client = admin_client
+    headers = {"X-CSRF-Token": page_csrf(client, "/admin/live")}
+    picture = jpeg(frame())
+
+    def track(calibration: dict | None):
+        data = {"frame": (io.BytesIO(picture), "f.jpg"), "screen_width": "1600", "screen_height": "900"}
+        if calibration is not None:
+            data["calibration"] = json.dumps(calibration)
+        return client.post("/admin/api/live/frame", headers=headers, data=data)
+    assert track(None).status_code == 200 and track(None).get_json()["found"]
+    foreign = Calibration(np.zeros(10), np.ones(10), np.zeros((11, 2))).as_dict()
+    stale = {k: v for k, v in foreign.items() if k != "inputs"}
+    for mapping, error in ((foreign, "stale_calibration"), (stale, "stale_calibration"),
+                           ({"inputs": foreign["inputs"], "mean": "x"}, "bad_calibration")):
+        response = track(mapping)
+        assert response.status_code in (400, 409) and response.get_json()["error"] == error, response.get_json()

@@ -91,7 +91,8 @@ def evaluate(snapshot: Snapshot, split: dict, model_pred: np.ndarray, grid: tupl
 def fold_errors(snapshot: Snapshot, split: dict, model_pred: np.ndarray, model_features: np.ndarray) -> dict:
     """Per scored test frame, the error (px) of every method in both regimes (NaN where a
     method cannot apply, e.g. a session without calibration frames), and the calibrated
-    model's predictions. Each test session's calibration frames fit its personal mappings."""
+    model's predictions. Each test session's calibration frames fit its personal mappings
+    (the model's: from its outputs, its penultimate `model_features` and the eye patches)."""
     train, val, test = (split["indices"][k] for k in ("train", "validation", "test"))
     keep = scored(snapshot, test)
     idx = test[keep]
@@ -102,6 +103,7 @@ def fold_errors(snapshot: Snapshot, split: dict, model_pred: np.ndarray, model_f
             "ridge_general": errors_px(peers.ridge_general(snapshot, train, val, idx), targets, screens)}
     calibrated_pred = {m: np.full((len(idx), 2), np.nan) for m in REGIMES["calibrated_9"]}
     features = {name: make(snapshot, test) for name, make in peers.PERSONAL_FEATURES.items()}
+    model_features = calibration.inputs(model_features, features["webgazer_style"])  # the same eye patches
     reports = []
     for session in np.unique(snapshot.session_ids[idx]):
         in_session = snapshot.session_ids[test] == session

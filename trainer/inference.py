@@ -17,7 +17,9 @@ from collection.codec import decode_crop, decode_landmarks
 from gazelab.schema import (CROP_KINDS, CollectionSession, ModelArtifact, Sample, SampleImages,
                             SessionCalibration, Trial)
 from trainer.artifacts import load_model
-from trainer.calibration import Calibration, fit as fit_calibration
+from trainer import calibration as calibrations
+from trainer.calibration import Calibration, CalibrationMismatch, fit as fit_calibration
+from trainer.eye_patches import from_crops as eye_patches
 from trainer.geometry import geometry_inputs, viewing_distance_mm
 from trainer.models import outputs_and_features, tensors_needed
 from trainer.transforms import make_batch, to_tensor
@@ -94,7 +96,8 @@ class Predictor:
 
     @torch.no_grad()
     def outputs_and_features(self, samples: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-        """(n, 2) outputs and (n, F) penultimate features (what a calibration maps)."""
+        """(n, 2) outputs and (n, F) what a calibration reads beside them: the penultimate
+        features and the eye patches (trainer.calibration.inputs)."""
         if not samples:
             return np.zeros((0, 2), np.float32), np.zeros((0, 0), np.float32)
         tensors = {}
@@ -108,7 +111,8 @@ class Predictor:
                 tensors[kind] = to_tensor(np.stack([np.asarray(s[kind], np.uint8) for s in samples]))
         batch = make_batch(tensors, torch.arange(len(samples)), self.stats)
         outputs, features = outputs_and_features(self.model, batch)
-        return outputs.numpy().astype(np.float32), features.numpy().astype(np.float32)
+        patches = eye_patches([s["l_eye"] for s in samples], [s["r_eye"] for s in samples])
+        return outputs.numpy().astype(np.float32), calibrations.inputs(features.numpy(), patches).astype(np.float32)
 
     def expected_error_px(self, x_norm: float, y_norm: float, screen: tuple[int, int]) -> float:
         """The test error of the screen region around (x, y), scaled to this screen's size

@@ -14,14 +14,13 @@ Targets and predictions are screen fractions (Snapshot.targets).
 """
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from collection.extraction import LEFT_EYE_CORNERS, LEFT_IRIS, RIGHT_EYE_CORNERS, RIGHT_IRIS
 from trainer import ridge
+from trainer.eye_patches import SIZE as PATCH_SIZE, from_crops as patches_from_crops
 from trainer.snapshot import Snapshot
 
-EYE_PATCH = (10, 6)               # WebGazer's eye patch, width × height
 ZERO_SHOT = ("centre", "mean", "ridge_general")
 CALIBRATED = ("webgazer_style", "eyetrax_style")
 
@@ -35,18 +34,12 @@ def training_mean(snapshot: Snapshot, train: np.ndarray, n: int) -> np.ndarray:
 
 
 def eye_patches(snapshot: Snapshot, indices: np.ndarray, chunk: int = 1024) -> np.ndarray:
-    """(n, 120): both eyes as 10×6 grey, histogram-equalised patches, 0..1 (crops read
-    `chunk` rows at a time)."""
-    rows = []
-    for start in range(0, len(indices), chunk):
-        eyes = {kind: snapshot.images[kind][indices[start:start + chunk]] for kind in ("l_eye", "r_eye")}
-        for i in range(len(eyes["l_eye"])):
-            patches = []
-            for kind in ("l_eye", "r_eye"):
-                grey = cv2.cvtColor(eyes[kind][i], cv2.COLOR_RGB2GRAY)
-                patches.append(cv2.equalizeHist(cv2.resize(grey, EYE_PATCH, interpolation=cv2.INTER_AREA)))
-            rows.append(np.concatenate([p.ravel() for p in patches]))
-    return np.asarray(rows, np.float64).reshape(len(indices), -1) / 255.0
+    """(n, 120): both eyes as WebGazer's patches (trainer.eye_patches), crops read `chunk`
+    rows at a time."""
+    rows = [patches_from_crops(snapshot.images["l_eye"][indices[start:start + chunk]],
+                               snapshot.images["r_eye"][indices[start:start + chunk]])
+            for start in range(0, len(indices), chunk)]
+    return np.concatenate(rows) if rows else np.zeros((0, PATCH_SIZE))
 
 
 def _iris_in_eye(points: np.ndarray, corners: tuple[int, int], iris: int) -> np.ndarray:

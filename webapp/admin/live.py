@@ -57,7 +57,7 @@ def live():
 @bp.post("/api/live/frame")
 def live_frame():
     from collection.extraction import extract
-    from trainer.inference import features_inputs
+    from trainer.inference import CalibrationMismatch, features_inputs
 
     frame = request.files.get("frame")
     if frame is None:
@@ -70,7 +70,11 @@ def live_frame():
     if not result.features:
         return jsonify(found=False, message=result.message, reasons=list(result.reasons))
     calibration = _calibration_field()
-    x_norm, y_norm = (float(v) for v in predictor.predict([features_inputs(result.features, (width, height))], calibration)[0])
+    try:
+        prediction = predictor.predict([features_inputs(result.features, (width, height))], calibration)[0]
+    except CalibrationMismatch as error:
+        raise ApiError(409, "stale_calibration", str(error)) from None
+    x_norm, y_norm = (float(v) for v in prediction)
     x_norm, y_norm = min(max(x_norm, 0.0), 1.0), min(max(y_norm, 0.0), 1.0)
     radius = float(predictor.expected_error_px(x_norm, y_norm, (width, height)))
     return jsonify(found=True, message=result.message, x=x_norm * width, y=y_norm * height,
@@ -84,9 +88,12 @@ def _calibration_field():
     if not raw:
         return None
     try:
-        return Calibration.from_dict(json.loads(raw))
-    except (ValueError, KeyError, TypeError):
+        mapping = Calibration.from_dict(json.loads(raw))
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise ApiError(400, "bad_calibration", "calibration must be the object live/calibration returned") from None
+    if mapping is None:
+        raise ApiError(409, "stale_calibration", "this calibration was made by an older version; calibrate again")
+    return mapping
 
 
 @bp.post("/api/live/calibration")

@@ -85,7 +85,11 @@
       try {
         const response = await fetch(url, {method: "POST", body, headers: {"X-CSRF-Token": csrf}});
         const result = await response.json();
-        if (!response.ok) statusEl.textContent = result.message;
+        if (response.status === 409 && result.error === "stale_calibration") {
+          // the active model changed since calibrating: track it uncalibrated until Start again
+          calibration = null; calibrated = "not calibrated: the model changed, press Start to calibrate";
+          document.body.dataset.calibration = "identity";
+        } else if (!response.ok) statusEl.textContent = result.message;
         else if (!result.found) statusEl.textContent = result.message || "No face found.";
         else {
           points.push({x: result.x, y: result.y});

@@ -72,9 +72,9 @@ def bench_faults(database_url: str | None, as_json: bool) -> None:
                    "30 volunteers within ~45 min on 2 CPU cores.")
 @click.option("--source", type=click.Choice(["simulator", "synthetic"]), default="simulator", show_default=True)
 @click.option("--device", type=click.Choice(SPEC["training"]["device"].choices), default="cpu", show_default=True)
-@click.option("--models", default="direct,direct_geometry,gaze_ray", show_default=True,
+@click.option("--models", default="direct_geometry,direct,gaze_ray", show_default=True,
               help="Model variants cross-validated on the same folds; the first is reported as \"model\" "
-                   "(direct: the default [training] compact / full).")
+                   "(direct_geometry: the default [training] compact / full_geometry).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object (the default output anyway).")
 def bench_accuracy(volunteers: int, samples: int, folds: int, seed: int, epochs: int | None, source: str,
                    device: str, models: str, as_json: bool) -> None:

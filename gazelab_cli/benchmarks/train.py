@@ -47,7 +47,9 @@ def prepare_data(config: Config, source: str, volunteers: int, samples: int, see
     migrate.upgrade(config.database_url)
     if source == "simulator":
         from simulator.demo import run_demo
-        return run_demo(config, volunteers, samples, seed=seed)
+        # one process: parallel workers ingest at the same time, so sample ids (hence the
+        # snapshot's row order, the batches and the figures) would differ on every render
+        return run_demo(config, volunteers, samples, seed=seed, workers=1)
     with session_scope(config.database_url) as db:
         cached = db.scalar(select(func.count(Sample.id)))
         created = 0 if cached else insert_dataset(db, volunteers, samples, seed=seed,

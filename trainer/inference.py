@@ -73,9 +73,11 @@ class Predictor:
         ((478, 2) frame px or None), frame_size, screen (CSS px) and mm_per_px (None: unknown)
         — sample_inputs / features_inputs make them. Returns (n, 2) screen fractions (x, y), through
         the session's personal `calibration` when given (Predictor.calibration)."""
+        if not samples:
+            return np.zeros((0, 2), np.float32)
+        if calibration is None:  # the eye patches are for a calibration only
+            return self._run_model(samples)[0].numpy().astype(np.float32)
         outputs, features = self.outputs_and_features(samples)
-        if calibration is None or not len(outputs):
-            return outputs
         return calibration.apply(outputs, features).astype(np.float32)
 
     def calibration(self, db: Session, session_id: str) -> Calibration | None:
@@ -94,12 +96,18 @@ class Predictor:
         mapping, report = fit_calibration(outputs, features, np.asarray(targets, np.float64), trials, screens)
         return (mapping if report["kept"] == "ridge" else None), report
 
-    @torch.no_grad()
     def outputs_and_features(self, samples: list[dict]) -> tuple[np.ndarray, np.ndarray]:
         """(n, 2) outputs and (n, F) what a calibration reads beside them: the penultimate
         features and the eye patches (trainer.calibration.inputs)."""
         if not samples:
             return np.zeros((0, 2), np.float32), np.zeros((0, 0), np.float32)
+        outputs, features = self._run_model(samples)
+        patches = eye_patches([s["l_eye"] for s in samples], [s["r_eye"] for s in samples])
+        return outputs.numpy().astype(np.float32), calibrations.inputs(features.numpy(), patches).astype(np.float32)
+
+    @torch.no_grad()
+    def _run_model(self, samples: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The model's (n, 2) outputs and (n, F) penultimate features for `samples`."""
         tensors = {}
         for kind in self.kinds:
             if kind == "angles":
@@ -110,9 +118,7 @@ class Predictor:
             else:
                 tensors[kind] = to_tensor(np.stack([np.asarray(s[kind], np.uint8) for s in samples]))
         batch = make_batch(tensors, torch.arange(len(samples)), self.stats)
-        outputs, features = outputs_and_features(self.model, batch)
-        patches = eye_patches([s["l_eye"] for s in samples], [s["r_eye"] for s in samples])
-        return outputs.numpy().astype(np.float32), calibrations.inputs(features.numpy(), patches).astype(np.float32)
+        return outputs_and_features(self.model, batch)
 
     def expected_error_px(self, x_norm: float, y_norm: float, screen: tuple[int, int]) -> float:
         """The test error of the screen region around (x, y), scaled to this screen's size

@@ -163,6 +163,29 @@ def test_gazelab_train_runs_in_the_foreground(gz):
     assert bad.returncode == 2 and "epochs" in bad.stderr and "Traceback" not in bad.stderr
 
 
+@pytest.mark.parametrize("quality", [30, 60, 90])
+def test_jpeg_augmentation_compresses_as_libjpeg_does(monkeypatch, quality):
+    """On a photographed face crop, the batched JPEG step lands within ~1.5 grey levels of
+    libjpeg at the same quality (the original is 3-8 levels away); unchosen samples stay."""
+    import cv2
+    import torch
+    from skimage import data
+    from trainer import transforms
+    crop = cv2.resize(data.astronaut()[0:256, 97:353], (64, 64), interpolation=cv2.INTER_AREA)
+    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    libjpeg = cv2.cvtColor(cv2.imdecode(encoded, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB).astype(np.float32)
+    monkeypatch.setattr(transforms, "JPEG_QUALITY", (quality, quality))
+    images = torch.from_numpy(crop).permute(2, 0, 1).float().expand(2, 3, 64, 64).contiguous()
+    ours = transforms.jpeg_artifacts(images, torch.Generator().manual_seed(0), rate=1.0)
+    ours = ours[0].permute(1, 2, 0).numpy()
+    assert np.abs(ours - libjpeg).mean() < 2.0 < np.abs(crop - libjpeg).mean()
+    assert np.abs(ours - crop).mean() > 0.6 * np.abs(crop - libjpeg).mean()   # it does compress
+    untouched = transforms.jpeg_artifacts(images, torch.Generator().manual_seed(0), rate=0.0)
+    assert torch.equal(untouched, images)
+    grey = transforms.jpeg_artifacts(images[:, :1, :60, :60], torch.Generator().manual_seed(0), rate=1.0)
+    assert grey.shape == (2, 1, 60, 60) and not torch.equal(grey, images[:, :1, :60, :60])
+
+
 def test_mirror_augmentation_flips_pictures_swaps_eyes_and_mirrors_the_target(gz):
     import torch
     from trainer.transforms import mirror_inputs, mirror_targets, to_tensor

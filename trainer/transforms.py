@@ -3,8 +3,8 @@
 uint8 arrays → float tensors normalised with the training split's statistics; during
 training, photo inputs get what another camera and room would change — colour jitter
 (brightness, contrast, per-channel gain), a tone curve, blur, lost resolution and sensor
-noise (camera_jitter) — face crops also a small random shift and occluders. Not done here:
-JPEG re-encoding (the stored crops are JPEG-encoded frames of many qualities already). Eye crops are never shifted: they are cut around the
+noise (camera_jitter), JPEG compression at another quality (jpeg_artifacts) — face crops
+also a small random shift and occluders. Eye crops are never shifted: they are cut around the
 eye corners, so where the iris sits inside the crop *is* the gaze signal, and a shift
 of a few px moves it as much as a gaze change of a few hundred px. head_pos (a mask of
 where the face is in the frame) is not augmented at all: its position is the signal.
@@ -103,6 +103,70 @@ def camera_jitter(images: torch.Tensor, generator: torch.Generator) -> torch.Ten
     return out + sigma * torch.randn(out.shape, generator=generator, device=device)
 
 
+# JPEG's quantisation tables (ITU-T T.81 Annex K), scaled by quality as libjpeg does.
+JPEG_LUMA_TABLE = (
+    (16, 11, 10, 16, 24, 40, 51, 61), (12, 12, 14, 19, 26, 58, 60, 55),
+    (14, 13, 16, 24, 40, 57, 69, 56), (14, 17, 22, 29, 51, 87, 80, 62),
+    (18, 22, 37, 56, 68, 109, 103, 77), (24, 35, 55, 64, 81, 104, 113, 92),
+    (49, 64, 78, 87, 103, 121, 120, 101), (72, 92, 95, 98, 112, 100, 103, 99))
+JPEG_CHROMA_TABLE = (
+    (17, 18, 24, 47, 99, 99, 99, 99), (18, 21, 26, 66, 99, 99, 99, 99),
+    (24, 26, 56, 99, 99, 99, 99, 99), (47, 66, 99, 99, 99, 99, 99, 99),
+    *((99,) * 8 for _ in range(4)))
+JPEG_QUALITY = (25.0, 90.0)
+# RGB -> YCbCr (JFIF, less the +128 offset of the chroma, which the DCT does not need)
+_YCBCR = ((0.299, 0.587, 0.114), (-0.168736, -0.331264, 0.5), (0.5, -0.418688, -0.081312))
+
+
+def _dct_matrix(device) -> torch.Tensor:
+    k = torch.arange(8, device=device, dtype=torch.float32).view(8, 1)
+    n = torch.arange(8, device=device, dtype=torch.float32).view(1, 8)
+    matrix = torch.cos((2 * n + 1) * k * torch.pi / 16) * (2 / 8) ** 0.5
+    matrix[0] /= 2 ** 0.5
+    return matrix
+
+
+def _quantised_blocks(planes: torch.Tensor, tables: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) planes through JPEG's lossy step: the 8x8 DCT of each block divided by
+    its table (N, 1, 8, 8), rounded, multiplied back, transformed back (edges padded to
+    whole blocks as an encoder does)."""
+    n, c, h, w = planes.shape
+    padded = F.pad(planes, (0, -w % 8, 0, -h % 8), mode="replicate")
+    rows, cols = padded.shape[2] // 8, padded.shape[3] // 8
+    dct = _dct_matrix(planes.device)
+    blocks = padded.view(n, c, rows, 8, cols, 8).permute(0, 1, 2, 4, 3, 5)
+    tables = tables.view(n, 1, 1, 1, 8, 8)
+    coefficients = torch.round(dct @ blocks @ dct.T / tables) * tables
+    restored = (dct.T @ coefficients @ dct).permute(0, 1, 2, 4, 3, 5).reshape(n, c, rows * 8, cols * 8)
+    return restored[:, :, :h, :w]
+
+
+def jpeg_artifacts(images: torch.Tensor, generator: torch.Generator, rate: float = 0.3) -> torch.Tensor:
+    """What JPEG at another quality would do, on 0..255 floats (N, 3 or 1, S, S), to `rate` of
+    the samples: colour to YCbCr, chroma halved in both directions (4:2:0), each plane's 8x8
+    blocks' DCT quantised with the standard tables at a quality drawn from JPEG_QUALITY, the
+    chroma interpolated back, and RGB again (entropy coding is lossless: not needed)."""
+    n, c, h, w = images.shape
+    device = images.device
+    chosen = _chosen(n, rate, generator, device).bool()
+    quality = _uniform(n, *JPEG_QUALITY, generator, device)
+    scale = torch.where(quality < 50, 5000 / quality, 200 - 2 * quality).view(n, 1, 1)
+    def tables(base):
+        table = torch.tensor(base, device=device, dtype=torch.float32).unsqueeze(0)
+        return torch.floor((table * scale + 50) / 100).clamp(1, 255)
+    pixels = images.clamp(0, 255) - 128
+    if c == 1:
+        pixels = _quantised_blocks(pixels, tables(JPEG_LUMA_TABLE))
+    else:
+        to_ycbcr = torch.tensor(_YCBCR, device=device)
+        planes = torch.einsum("ij,njhw->nihw", to_ycbcr, pixels)
+        luma = _quantised_blocks(planes[:, :1], tables(JPEG_LUMA_TABLE))
+        chroma = _quantised_blocks(F.avg_pool2d(planes[:, 1:], 2, ceil_mode=True), tables(JPEG_CHROMA_TABLE))
+        chroma = F.interpolate(chroma, size=(h, w), mode="bilinear", align_corners=False)
+        pixels = torch.einsum("ij,njhw->nihw", torch.linalg.inv(to_ycbcr), torch.cat([luma, chroma], dim=1))
+    return torch.where(chosen, (pixels + 128).clamp(0, 255), images)
+
+
 def occlude(images: torch.Tensor, generator: torch.Generator, rate: float = 0.2) -> torch.Tensor:
     """A flat grey rectangle (hair, a hand, a glasses frame's shadow) over 10–35 % of the
     side of `rate` of the samples, somewhere in the picture."""
@@ -177,7 +241,7 @@ def make_batch(tensors: dict[str, torch.Tensor], index: torch.Tensor, stats: dic
             continue
         if augment:
             if kind in PHOTO_KINDS:
-                images = camera_jitter(colour_jitter(images, generator), generator)
+                images = jpeg_artifacts(camera_jitter(colour_jitter(images, generator), generator), generator)
             if kind in OCCLUDED_KINDS:
                 images = occlude(images, generator)
             max_shift = MAX_SHIFT_PX.get(kind, 0.0)

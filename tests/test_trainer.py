@@ -13,7 +13,7 @@ from gazelab.db import session_scope
 from gazelab.schema import ModelArtifact, RunFigure, Sample, TrainingRun, utcnow
 from tests.trainer_data import add_samples, fast_params
 from trainer import runs
-from trainer.inference import load_predictor
+from trainer.inference import load_predictor, snapshot_inputs
 from trainer.plots import DPI, FIGSIZE
 from gazelab.schema import PHOTO_KINDS
 from trainer.snapshot import load_snapshot, split
@@ -89,12 +89,7 @@ def test_training_beats_the_mean_baseline_and_stores_everything(gz, artifacts):
         predictor = load_predictor(db)
         snapshot = load_snapshot(db, 64)
     test_idx = np.isin(snapshot.volunteer_ids, run.split["groups"]["test"])
-    # as trainer.inference.sample_inputs makes them: crops, angles, and what the geometry input reads
-    samples = [{**{k: snapshot.images[k][i] for k in snapshot.images},
-                "yaw": snapshot.angles[i, 0], "pitch": snapshot.angles[i, 1], "roll": snapshot.angles[i, 2],
-                "landmarks": snapshot.landmarks[i], "frame_size": tuple(snapshot.frame_sizes[i]),
-                "screen": tuple(snapshot.screens[i]), "mm_per_px": float(snapshot.mm_per_px[i])}
-               for i in np.flatnonzero(test_idx)]
+    samples = [snapshot_inputs(snapshot, i) for i in np.flatnonzero(test_idx)]
     predictions = predictor.predict(samples)
     errors = np.linalg.norm((predictions - snapshot.targets[test_idx]) * snapshot.screens[test_idx], axis=1)
     assert errors.mean() == pytest.approx(test["model"]["mean_px"], rel=1e-3)

@@ -40,6 +40,14 @@ def sample_inputs(sample: Sample, images: SampleImages, session: CollectionSessi
             "screen": (session.screen_width, session.screen_height), "mm_per_px": session.mm_per_px}
 
 
+def snapshot_inputs(snapshot, row: int) -> dict:
+    """Row `row` of a training snapshot (trainer.snapshot) as Predictor.predict takes it."""
+    return {**{kind: snapshot.images[kind][row] for kind in snapshot.images},
+            **{angle: float(snapshot.angles[row, i]) for i, angle in enumerate(ANGLES)},
+            "landmarks": snapshot.landmarks[row], "frame_size": tuple(snapshot.frame_sizes[row]),
+            "screen": tuple(snapshot.screens[row]), "mm_per_px": float(snapshot.mm_per_px[row])}
+
+
 def features_inputs(features, screen: tuple[int, int], mm_per_px: float | None = None) -> dict:
     """collection.extraction.Features, seen on a `screen` (CSS px), as Predictor.predict takes them."""
     return {**{name: getattr(features, name) for name in (*CROP_KINDS, *ANGLES)},

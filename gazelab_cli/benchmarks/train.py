@@ -20,7 +20,7 @@ from gazelab.files import SNAPSHOT_DIR, private_subdir
 from gazelab.schema import ModelArtifact, Sample
 from trainer.artifacts import weights_bytes
 from trainer.evaluate import evaluate
-from trainer.inference import Predictor
+from trainer.inference import Predictor, snapshot_inputs
 from trainer.models.reference import HYPERPARAMETERS as REFERENCE_HYPERPARAMETERS
 from trainer.snapshot import load_snapshot
 from trainer.synthetic import insert_dataset
@@ -64,11 +64,7 @@ def infer_ms_per_sample(model, spec, stats, snapshot, repeats: int = 200) -> flo
     artifact = ModelArtifact(id=0, weights=weights_bytes(model), architecture=spec, normalisation=stats,
                              error_grid={})
     predictor = Predictor(artifact)
-    samples = [{**{k: snapshot.images[k][i] for k in snapshot.images}, "yaw": float(snapshot.angles[i, 0]),
-                "pitch": float(snapshot.angles[i, 1]), "roll": float(snapshot.angles[i, 2]),
-                "landmarks": snapshot.landmarks[i], "frame_size": tuple(snapshot.frame_sizes[i]),
-                "screen": tuple(snapshot.screens[i]), "mm_per_px": float(snapshot.mm_per_px[i])}
-               for i in range(min(repeats, len(snapshot)))]
+    samples = [snapshot_inputs(snapshot, i) for i in range(min(repeats, len(snapshot)))]
     for sample in samples[:10]:
         predictor.outputs_and_features([sample])
     started = time.perf_counter()

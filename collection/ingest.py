@@ -12,7 +12,7 @@ import hmac
 import secrets
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.orm import Session
@@ -22,11 +22,17 @@ from gazelab.db import retrying_deadlocks
 from gazelab.schema import (CollectionSession, RawFrame, Sample, SampleImages, Trial,
                             Volunteer, new_id, utcnow)
 from collection import reasons as reason_codes
+from collection import summary
 from collection.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized, Unsupported
 from collection.reasons import ATTENTION_FAILED
 
 # The largest screens that exist (8K, in CSS px): bigger ones are refused, not sampled.
 MAX_SCREEN_WIDTH, MAX_SCREEN_HEIGHT = 7680, 4320
+SAMPLES, TRIALS = Sample.__table__, Trial.__table__
+# Built once: building a statement costs more than running it (see _store).
+INSERT_SAMPLE = insert(SAMPLES).returning(SAMPLES.c.id)
+ATTENTION_FOR_UPDATE = (select(TRIALS.c.attention_passed).where(TRIALS.c.id == bindparam("trial_id"))
+                        .with_for_update())
 # last_activity_at is written at most this often (seconds), not on every frame.
 ACTIVITY_RESOLUTION_S = 30
 
@@ -173,15 +179,32 @@ def reject(sample: Sample, reason: str) -> None:
     sample.status, sample.reasons = "rejected", reason_codes.add(sample.reasons, reason)
 
 
-def _result(sample: Sample, message: str, duplicate: bool) -> dict[str, Any]:
-    return {"sample_id": sample.id, "status": sample.status,
-            "reasons": reason_codes.parse(sample.reasons),
+def _result(sample_id: int, status: str, reasons: str, message: str, duplicate: bool) -> dict[str, Any]:
+    return {"sample_id": sample_id, "status": status, "reasons": reason_codes.parse(reasons),
             "message": message, "duplicate": duplicate}
+
+
+def _already_received(sample: Sample) -> dict[str, Any]:
+    return _result(sample.id, sample.status, sample.reasons, "already received", duplicate=True)
 
 
 def _existing(db: Session, session_id: str, client_frame_id: str) -> Sample | None:
     return db.scalar(select(Sample).where(Sample.session_id == session_id,
                                           Sample.client_frame_id == client_frame_id))
+
+
+def _frame_context(db: Session, session_id: str, client_frame_id: str,
+                   trial_id: int | None) -> tuple[int | None, str | None, bool | None]:
+    """(id of the sample already stored under this client_frame_id, the trial's session,
+    its attention outcome) in one round trip: a frame is the request the server answers
+    most, and each statement costs more in SQLAlchemy than in the database."""
+    columns = [select(SAMPLES.c.id).where(SAMPLES.c.session_id == session_id,
+                                          SAMPLES.c.client_frame_id == client_frame_id).scalar_subquery()]
+    if trial_id is not None:
+        columns += [select(TRIALS.c[name]).where(TRIALS.c.id == trial_id).scalar_subquery()
+                    for name in ("session_id", "attention_passed")]
+    row = tuple(db.connection().execute(select(*columns)).one())
+    return row if trial_id is not None else (row[0], None, None)
 
 
 def ingest_frame(db: Session, config: Config, session: CollectionSession, *, frame: bytes,
@@ -195,72 +218,82 @@ def ingest_frame(db: Session, config: Config, session: CollectionSession, *, fra
     from collection.extraction import extract
 
     session_id = session.id   # kept: the row may be erased while the frame is extracted
-    previous = _existing(db, session_id, client_frame_id)
-    if previous is not None:
-        return _result(previous, "already received", duplicate=True)
+    previous_id, trial_session, attention_passed = _frame_context(db, session_id, client_frame_id, trial_id)
+    if previous_id is not None:
+        return _already_received(db.get(Sample, previous_id))
     check_target(session, target_x, target_y)
-    trial = session_trial(db, session, trial_id) if trial_id is not None else None
+    if trial_id is not None and trial_session != session_id:
+        raise NotFound("unknown_trial", f"no trial {trial_id} in this session")
 
     extraction = extract(frame, config)
     if extraction.reasons == ["bad_image"]:
         raise Unsupported("not_an_image", extraction.message)
     reasons = list(extraction.reasons)
     status = extraction.status
-    if trial is not None and trial.attention_passed is False:
+    if attention_passed is False:
         status, reasons = "rejected", reasons + [ATTENTION_FAILED]
 
-    volunteer_id = session.volunteer_id
+    screen = (session.screen_width, session.screen_height)
+    row = dict(session_id=session_id, volunteer_id=session.volunteer_id, trial_id=trial_id,
+               client_frame_id=client_frame_id, captured_at=captured_at, target_x=target_x,
+               target_y=target_y, status=status, reasons=reason_codes.join(reasons))
     # PostgreSQL may break a deadlock with an erasure or a review by rolling this write back:
     # the extraction stands, the write runs again.
-    return retrying_deadlocks(db, lambda: _store(
-        db, config, extraction, frame, status, reasons, session_id=session_id, volunteer_id=volunteer_id,
-        trial_id=trial_id, client_frame_id=client_frame_id, captured_at=captured_at,
-        target_x=target_x, target_y=target_y))
+    return retrying_deadlocks(db, lambda: _store(db, config, extraction, frame, dict(row), screen))
 
 
-def _store(db: Session, config: Config, extraction, frame: bytes, status: str, reasons: list[str], *,
-           session_id: str, volunteer_id: str, trial_id: int | None, client_frame_id: str,
-           captured_at: dt.datetime, target_x: float, target_y: float) -> dict[str, Any]:
-    """Write one extracted frame's sample (and crops) in one transaction."""
+def _store(db: Session, config: Config, extraction, frame: bytes, row: dict[str, Any],
+           screen: tuple[int, int]) -> dict[str, Any]:
+    """Write one extracted frame's sample (and crops) and its admin-summary counts in one
+    transaction, as Core statements: the ORM's unit of work cost more than the rest of the
+    write together. (Everything else writes samples through the ORM, whose flush hook keeps
+    the summary; here collection.summary.count_new is called instead.)"""
     from collection.extraction import encode_features
 
-    sample = Sample(session_id=session_id, volunteer_id=volunteer_id,
-                    trial_id=trial_id, client_frame_id=client_frame_id,
-                    captured_at=captured_at, target_x=target_x, target_y=target_y,
-                    status=status, reasons=reason_codes.join(reasons))
-    # The trial's attention outcome, read once where it is final: on PostgreSQL before the
-    # flush, locking the trial's row before any admin-summary row (the flush upserts those;
-    # record_attention takes them in the same order, so the two cannot deadlock); on SQLite
-    # after the flush, when our write holds the whole database.
-    locks_rows = trial_id is not None and db.get_bind().dialect.name != "sqlite"
-    if locks_rows and _attention_failed_since(db, trial_id):
-        reject(sample, ATTENTION_FAILED)
+    trial_id = row["trial_id"]
     features = extraction.features
     if features is not None:
-        sample.yaw, sample.pitch, sample.roll = features.yaw, features.pitch, features.roll
-        sample.face_x, sample.face_y, sample.face_w, sample.face_h = map(float, features.face_box)
-        sample.frame_width, sample.frame_height = features.frame_size
-        sample.quality = {k: round(float(v), 5) for k, v in features.measures.items()}
-        sample.images = SampleImages(format=config.extraction.crop_format, **encode_features(features, config))
-    db.add(sample)
+        row.update(yaw=features.yaw, pitch=features.pitch, roll=features.roll,
+                   frame_width=features.frame_size[0], frame_height=features.frame_size[1],
+                   quality={k: round(float(v), 5) for k, v in features.measures.items()},
+                   **dict(zip(("face_x", "face_y", "face_w", "face_h"), map(float, features.face_box))))
+    # The trial's attention outcome, read once where it is final: on PostgreSQL before the
+    # insert, locking the trial's row before any admin-summary row (record_attention takes
+    # them in the same order, so the two cannot deadlock); on SQLite after the insert, when
+    # our write holds the whole database.
+    locks_rows = trial_id is not None and db.get_bind().dialect.name != "sqlite"
     try:
-        db.flush()
-        if config.server.store_raw_frames:
-            db.add(RawFrame(sample_id=sample.id, jpeg=frame))
+        db.flush()   # the session's last activity (authorize's touch), written first as before
+        if locks_rows and _attention_failed_since(db, trial_id):
+            _reject_row(row)
+        connection = db.connection()
+        sample_id = connection.execute(INSERT_SAMPLE, {"received_at": utcnow(), **row}).scalar_one()
         if trial_id is not None and not locks_rows and _attention_failed_since(db, trial_id):
-            reject(sample, ATTENTION_FAILED)
+            _reject_row(row)
+            connection.execute(update(SAMPLES).where(SAMPLES.c.id == sample_id),
+                               {"status": row["status"], "reasons": row["reasons"]})
+        if features is not None:
+            connection.execute(insert(SampleImages.__table__), {
+                "sample_id": sample_id, "format": config.extraction.crop_format, **encode_features(features, config)})
+        if config.server.store_raw_frames:
+            connection.execute(insert(RawFrame.__table__), {"sample_id": sample_id, "jpeg": frame})
+        summary.count_new(db, row, screen)
         db.commit()
     except (IntegrityError, StaleDataError):
         # The same frame arrived twice at once (the other request stored it first), or
         # the volunteer was erased while this frame was being extracted.
         db.rollback()
-        previous = _existing(db, session_id, client_frame_id)
+        previous = _existing(db, row["session_id"], row["client_frame_id"])
         if previous is not None:
-            return _result(previous, "already received", duplicate=True)
-        if db.get(CollectionSession, session_id) is None:
+            return _already_received(previous)
+        if db.get(CollectionSession, row["session_id"]) is None:
             raise NotFound("unknown_session", "this session was deleted; the frame was not stored") from None
         raise
-    return _result(sample, extraction.message, duplicate=False)
+    return _result(sample_id, row["status"], row["reasons"], extraction.message, duplicate=False)
+
+
+def _reject_row(row: dict[str, Any]) -> None:
+    row["status"], row["reasons"] = "rejected", reason_codes.add(row["reasons"], ATTENTION_FAILED)
 
 
 def _attention_failed_since(db: Session, trial_id: int) -> bool:
@@ -270,8 +303,7 @@ def _attention_failed_since(db: Session, trial_id: int) -> bool:
     trial again under a lock — its row on PostgreSQL; on SQLite, the database our write
     holds — means either we see that answer, or record_attention's sweep sees this sample.
     """
-    return db.scalar(select(Trial.attention_passed).where(Trial.id == trial_id)
-                     .with_for_update()) is False
+    return db.connection().execute(ATTENTION_FOR_UPDATE, {"trial_id": trial_id}).scalar() is False
 
 
 def session_summary(db: Session, session: CollectionSession) -> dict[str, Any]:

@@ -9,12 +9,13 @@ overview and the coverage map never scan the samples table.
   it — exact when `cols` divides CELL_COLS and `rows` divides CELL_ROWS.
 
 How it stays current: every flush of a SQLAlchemy session that inserts, changes or deletes
-Sample rows through the ORM (ingest, attention checks, review, outlier flagging, the
-synthetic data, tests) adds its deltas to these tables in the same transaction (the
-after_flush hook below, registered when `collection` is imported). Bulk statements bypass
-the ORM: the erasure calls `forget_volunteer` before its bulk delete; a bulk loader (the
-scale benchmark) calls `recount`, as does `gazelab db recount` after anything else that
-wrote samples behind the ORM's back. Upserts go in a fixed order (table, then key), so
+Sample rows through the ORM (attention checks, review, outlier flagging, tests) adds its
+deltas to these tables in the same transaction (the after_flush hook below, registered when
+`collection` is imported). Statements that bypass the ORM say so themselves: ingest inserts
+each frame's sample as a Core statement and calls `count_new` in its transaction; the
+erasure calls `forget_volunteer` before its bulk delete; a bulk loader (the scale benchmark)
+calls `recount`, as does `gazelab db recount` after anything else that wrote samples behind
+the ORM's back. Upserts go in a fixed order (table, then key), so
 concurrent writers on PostgreSQL wait for each other rather than deadlock within a flush.
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ import datetime as dt
 import math
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -127,17 +129,22 @@ event.listen(Session, "after_flush", _after_flush)
 
 def _upsert(db: Session, table, keys: tuple[str, ...], counter: Counter) -> None:
     rows = [dict(zip(keys, key), n=n) for key, n in sorted(counter.items()) if n]
-    if not rows:
-        return
-    dialect = db.get_bind().dialect.name
+    if rows:
+        statement = _upsert_statement(db.get_bind().dialect.name, table, keys)
+        db.connection().execute(statement, rows if len(rows) > 1 else rows[0])
+
+
+@lru_cache(maxsize=None)
+def _upsert_statement(dialect: str, table, keys: tuple[str, ...]):
+    """INSERT … ON CONFLICT (keys) DO UPDATE SET n = n + excluded.n, built once per table
+    (ingest runs it for every frame; building it cost more than running it)."""
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
     statement = insert(table)
-    statement = statement.on_conflict_do_update(index_elements=list(keys),
-                                                set_={"n": table.n + statement.excluded.n})
-    db.connection().execute(statement, rows)
+    return statement.on_conflict_do_update(index_elements=list(keys),
+                                           set_={"n": table.n + statement.excluded.n})
 
 
 def apply(db: Session, deltas: Deltas) -> None:
@@ -145,6 +152,14 @@ def apply(db: Session, deltas: Deltas) -> None:
     _upsert(db, SampleDayCount, ("day", "status"), deltas.days)
     _upsert(db, SampleReasonCount, ("status", "reason"), deltas.reasons)
     _upsert(db, SampleCellCount, ("row", "col"), deltas.cells)
+
+
+def count_new(db: Session, sample: dict[str, Any], screen: tuple[int, int]) -> None:
+    """Count one sample inserted without the ORM (`sample`: its COUNTED columns, and more),
+    taken on a session's `screen`, in the caller's transaction."""
+    deltas = Deltas()
+    deltas.add(sample, screen, 1)
+    apply(db, deltas)
 
 
 def forget_volunteer(db: Session, volunteer_id: str) -> None:

@@ -103,3 +103,37 @@ def test_coverage_from_the_summary_matches_a_group_by(gz):
             assert (summary.coverage(db, cols, n_rows) == expected).all(), (cols, n_rows)
         odd = summary.coverage(db, 7, 7)
         assert odd.sum() == len(rows) and odd.shape == (7, 7)
+
+
+def test_attention_failed_while_a_frame_is_extracted_rejects_it_and_counts_it_so(gz_any, monkeypatch):
+    """The volunteer's wrong attention answer commits between the frame's checks and its
+    write (here: during the real extraction): the frame is stored rejected, and the
+    summary counts it as rejected, on both databases (SQLite reads the trial after its
+    insert, PostgreSQL before it, under a row lock)."""
+    from collection import extraction, ingest
+    from gazelab.schema import Trial
+    from webapp import create_app
+    client = create_app(gz_any.config).test_client()
+    created = new_session(client)
+    sid = created["session_id"]
+    trial_id = client.post(f"/api/v1/sessions/{sid}/trials", headers=auth(created), json={
+        "kind": "collection", "target_x": 10, "target_y": 10, "shown_at": "2026-11-21T10:00:00Z"}).json["trial_id"]
+    real_extract = extraction.extract
+
+    def answer_wrongly_meanwhile(data, config):
+        result = real_extract(data, config)
+        with session_scope(gz_any.database_url) as other:
+            session = other.get(ingest.CollectionSession, sid)
+            assert ingest.record_attention(other, session, trial_id, "L", "R") is False
+        return result
+
+    monkeypatch.setattr(extraction, "extract", answer_wrongly_meanwhile)
+    response = upload(client, created, jpeg(frame()), trial_id=trial_id)
+    assert response.status_code == 201
+    assert response.json["status"] == "rejected" and response.json["reasons"] == ["attention_failed"]
+    with session_scope(gz_any.database_url) as db:
+        sample = db.get(Sample, response.json["sample_id"])
+        assert (sample.status, sample.reasons) == ("rejected", "attention_failed")
+        assert db.get(Trial, trial_id).attention_passed is False
+    stored = assert_in_step(gz_any.database_url)
+    assert stored.reasons == {("rejected", "attention_failed"): 1} and not stored.cells

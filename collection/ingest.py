@@ -31,8 +31,14 @@ MAX_SCREEN_WIDTH, MAX_SCREEN_HEIGHT = 7680, 4320
 SAMPLES, TRIALS = Sample.__table__, Trial.__table__
 # Built once: building a statement costs more than running it (see _store).
 INSERT_SAMPLE = insert(SAMPLES).returning(SAMPLES.c.id)
+INSERT_IMAGES, INSERT_RAW_FRAME = insert(SampleImages.__table__), insert(RawFrame.__table__)
 ATTENTION_FOR_UPDATE = (select(TRIALS.c.attention_passed).where(TRIALS.c.id == bindparam("trial_id"))
                         .with_for_update())
+FRAME_CONTEXT = select(
+    select(SAMPLES.c.id).where(SAMPLES.c.session_id == bindparam("session_id"),
+                               SAMPLES.c.client_frame_id == bindparam("client_frame_id")).scalar_subquery(),
+    *(select(TRIALS.c[name]).where(TRIALS.c.id == bindparam("trial_id")).scalar_subquery()
+      for name in ("session_id", "attention_passed")))
 # last_activity_at is written at most this often (seconds), not on every frame.
 ACTIVITY_RESOLUTION_S = 30
 
@@ -197,14 +203,10 @@ def _frame_context(db: Session, session_id: str, client_frame_id: str,
                    trial_id: int | None) -> tuple[int | None, str | None, bool | None]:
     """(id of the sample already stored under this client_frame_id, the trial's session,
     its attention outcome) in one round trip: a frame is the request the server answers
-    most, and each statement costs more in SQLAlchemy than in the database."""
-    columns = [select(SAMPLES.c.id).where(SAMPLES.c.session_id == session_id,
-                                          SAMPLES.c.client_frame_id == client_frame_id).scalar_subquery()]
-    if trial_id is not None:
-        columns += [select(TRIALS.c[name]).where(TRIALS.c.id == trial_id).scalar_subquery()
-                    for name in ("session_id", "attention_passed")]
-    row = tuple(db.connection().execute(select(*columns)).one())
-    return row if trial_id is not None else (row[0], None, None)
+    most, and each statement costs more in SQLAlchemy than in the database. Without a
+    trial, the trial's columns are NULL."""
+    return tuple(db.connection().execute(FRAME_CONTEXT, {
+        "session_id": session_id, "client_frame_id": client_frame_id, "trial_id": trial_id}).one())
 
 
 def ingest_frame(db: Session, config: Config, session: CollectionSession, *, frame: bytes,
@@ -267,16 +269,16 @@ def _store(db: Session, config: Config, extraction, frame: bytes, row: dict[str,
         if locks_rows and _attention_failed_since(db, trial_id):
             _reject_row(row)
         connection = db.connection()
-        sample_id = connection.execute(INSERT_SAMPLE, {"received_at": utcnow(), **row}).scalar_one()
+        sample_id = connection.execute(INSERT_SAMPLE, row).scalar_one()
         if trial_id is not None and not locks_rows and _attention_failed_since(db, trial_id):
             _reject_row(row)
             connection.execute(update(SAMPLES).where(SAMPLES.c.id == sample_id),
                                {"status": row["status"], "reasons": row["reasons"]})
         if features is not None:
-            connection.execute(insert(SampleImages.__table__), {
+            connection.execute(INSERT_IMAGES, {
                 "sample_id": sample_id, "format": config.extraction.crop_format, **encode_features(features, config)})
         if config.server.store_raw_frames:
-            connection.execute(insert(RawFrame.__table__), {"sample_id": sample_id, "jpeg": frame})
+            connection.execute(INSERT_RAW_FRAME, {"sample_id": sample_id, "jpeg": frame})
         summary.count_new(db, row, screen)
         db.commit()
     except (IntegrityError, StaleDataError):

@@ -101,6 +101,21 @@ def test_personal_calibration_reduces_error_for_a_personal_offset(gz):
     zero, calibrated = fold["zero_shot"]["model"].mean(), fold["calibrated_9"]["model"].mean()
     assert calibrated < 0.75 * zero, (zero, calibrated, fold["calibration_reports"])
     assert fold["calibration_reports"][0]["kept"] == "ridge" and fold["calibration_reports"][0]["trials"] == 9
+    # fitted on every frame of the person (its own scored frames included) the same mapping does better
+    assert np.isfinite(fold["all_frames_fit"]).all() and fold["all_frames_fit"].mean() < calibrated
+
+
+def test_calibration_limits_split_the_error_into_each_dots_bias_and_the_frames_scatter():
+    from types import SimpleNamespace
+    # two dots on a 1000 × 500 screen, two frames each: dot one's frames 30 px either side of
+    # a point 40 px off it; dot two's frames on it
+    snapshot = SimpleNamespace(trial_ids=np.array([1, 1, 2, 2]), screens=np.full((4, 2), (1000.0, 500.0)),
+                               targets=np.array([[0.5, 0.5]] * 2 + [[0.2, 0.2]] * 2))
+    pred = np.array([[0.54, 0.56], [0.54, 0.44], [0.2, 0.2], [0.2, 0.2]])
+    limits = evaluate.calibration_limits(snapshot, np.arange(4), pred, np.array([1.0, 2.0, 3.0, 4.0]))
+    assert limits == pytest.approx({"trial_bias_px": 20.0, "within_trial_scatter_px": 15.0, "all_frames_fit_px": 2.5})
+    nothing = evaluate.calibration_limits(snapshot, np.arange(4), np.full((4, 2), np.nan), np.full(4, np.nan))
+    assert nothing == {"trial_bias_px": None, "within_trial_scatter_px": None, "all_frames_fit_px": None}
 
 
 def test_eyetrax_style_peer_reads_the_stored_landmarks(gz):

@@ -29,6 +29,8 @@ def test_bench_accuracy_reports_the_held_out_style_apart(gz):
                                 ("calibrated_9", ("model", "webgazer_style", "eyetrax_style"))):
             assert set(block[regime]) == set(methods)
             assert block[regime]["model"]["mean_px"] > 0
+        limits = block["calibration_limits"]
+        assert limits["all_frames_fit_px"] > 0 and limits["trial_bias_px"] > 0 and limits["within_trial_scatter_px"] >= 0
         assert set(block["goals"]) == {"calibrated_upper_ci_le_0.6_webgazer_style", "zero_shot_model_le_0.5_centre"}
     held_out_ids = {row["volunteer_id"] for row in report["per_volunteer"] if row["style"] == HELD_OUT_STYLE}
     assert len(held_out_ids) == 1 and all(row["held_out"] == (row["volunteer_id"] in held_out_ids)

@@ -14,6 +14,7 @@ from trainer import calibration, peers
 from trainer.snapshot import Snapshot
 
 BOOTSTRAP_REPS = 2000
+CALIBRATION_LIMITS = ("trial_bias_px", "within_trial_scatter_px", "all_frames_fit_px")
 REGIMES = {"zero_shot": ("model", *peers.ZERO_SHOT), "calibrated_9": ("model", *peers.CALIBRATED)}
 
 
@@ -102,6 +103,7 @@ def fold_errors(snapshot: Snapshot, split: dict, model_pred: np.ndarray, model_f
             "mean": errors_px(peers.training_mean(snapshot, train, len(idx)), targets, screens),
             "ridge_general": errors_px(peers.ridge_general(snapshot, train, val, idx), targets, screens)}
     calibrated_pred = {m: np.full((len(idx), 2), np.nan) for m in REGIMES["calibrated_9"]}
+    all_frames_pred = np.full((len(idx), 2), np.nan)
     features = {name: make(snapshot, test) for name, make in peers.PERSONAL_FEATURES.items()}
     model_features = calibration.inputs(model_features, features["webgazer_style"])  # the same eye patches
     reports = []
@@ -116,11 +118,46 @@ def fold_errors(snapshot: Snapshot, split: dict, model_pred: np.ndarray, model_f
         mapping, report = calibration.fit(model_pred[cal], model_features[cal], y, trials, cal_screens)
         reports.append({"session_id": str(session), **report})
         calibrated_pred["model"][out] = mapping.apply(model_pred[out_test], model_features[out_test])
+        all_frames_pred[out] = _fit_on_all_frames(snapshot, test, np.r_[cal, out_test], model_pred, model_features,
+                                                  out_test)
         for name, x in features.items():
             calibrated_pred[name][out] = peers.per_person_ridge(x[cal], y, trials, cal_screens, x[out_test])
     calibrated = {m: errors_px(p, targets, screens) for m, p in calibrated_pred.items()}
     return {"indices": idx, "zero_shot": zero, "calibrated_9": calibrated,
-            "calibrated_model_pred": calibrated_pred["model"], "calibration_reports": reports}
+            "calibrated_model_pred": calibrated_pred["model"], "calibration_reports": reports,
+            "all_frames_fit": errors_px(all_frames_pred, targets, screens)}
+
+
+def _fit_on_all_frames(snapshot: Snapshot, test: np.ndarray, fit_on: np.ndarray, model_pred: np.ndarray,
+                       model_features: np.ndarray, apply_to: np.ndarray) -> np.ndarray:
+    """The personal calibration fitted on every frame of the session (its scored frames
+    included) and applied to the scored ones: not a result, the floor of what this mapping
+    could reach with unlimited calibration data (calibration_limits)."""
+    rows = test[fit_on]
+    mapping, _ = calibration.fit(model_pred[fit_on], model_features[fit_on], snapshot.targets[rows],
+                                 snapshot.trial_ids[rows], snapshot.screens[rows])
+    return mapping.apply(model_pred[apply_to], model_features[apply_to])
+
+
+def calibration_limits(snapshot: Snapshot, indices: np.ndarray, pred: np.ndarray, all_frames_fit: np.ndarray) -> dict:
+    """Where one volunteer's calibrated error comes from (px): `trial_bias`, the error of the
+    mean prediction over each trial's frames (what a per-dot correction would have to fix);
+    `within_trial_scatter`, the frames' distance from their trial's mean prediction (what
+    the model's frame-to-frame steadiness costs); `all_frames_fit`, the same mapping fitted
+    on all of the volunteer's frames instead of 9 dots (in-sample: a floor, not a result)."""
+    known = np.isfinite(pred).all(axis=1)
+    indices, pred = indices[known], pred[known]
+    if not len(indices):
+        return {"trial_bias_px": None, "within_trial_scatter_px": None, "all_frames_fit_px": None}
+    trials, screens, targets = snapshot.trial_ids[indices], snapshot.screens[indices], snapshot.targets[indices]
+    bias, scatter = [], []
+    for trial in np.unique(trials):
+        mine = trials == trial
+        centre = pred[mine].mean(axis=0)
+        bias.append(np.linalg.norm((centre - targets[mine][0]) * screens[mine][0]))
+        scatter.extend(np.linalg.norm((pred[mine] - centre) * screens[mine], axis=1))
+    return {"trial_bias_px": float(np.mean(bias)), "within_trial_scatter_px": float(np.mean(scatter)),
+            "all_frames_fit_px": float(np.nanmean(all_frames_fit[known]))}
 
 
 # ---- the cross-validation report ----
@@ -131,7 +168,10 @@ def _per_volunteer(snapshot: Snapshot, folds: list[dict]) -> list[dict]:
         volunteers = snapshot.volunteer_ids[fold["indices"]]
         for volunteer in np.unique(volunteers):
             mine = volunteers == volunteer
-            row = {"volunteer_id": str(volunteer), "fold": number, "frames_scored": int(mine.sum())}
+            row = {"volunteer_id": str(volunteer), "fold": number, "frames_scored": int(mine.sum()),
+                   "calibration_limits": calibration_limits(snapshot, fold["indices"][mine],
+                                                            fold["calibrated_model_pred"][mine],
+                                                            fold["all_frames_fit"][mine])}
             for regime, methods in REGIMES.items():
                 means = {m: fold[regime][m][mine] for m in methods}
                 row[regime] = {m: float(np.nanmean(e)) if np.isfinite(e).any() else None for m, e in means.items()}
@@ -149,7 +189,14 @@ def _regimes(table: list[dict], seed: int) -> dict:
             values = np.array([row[regime][method] for row in table if row[regime][method] is not None])
             out[regime][method] = {"mean_px": float(values.mean()) if len(values) else None,
                                    "ci95": bootstrap_ci(values, seed), "volunteers": int(len(values))}
+    limits = [row["calibration_limits"] for row in table]
+    out["calibration_limits"] = {key: _mean_known([limit[key] for limit in limits]) for key in CALIBRATION_LIMITS}
     return out
+
+
+def _mean_known(values: list) -> float | None:
+    known = [v for v in values if v is not None]
+    return float(np.mean(known)) if known else None
 
 
 def crossval_report(snapshot: Snapshot, folds: list[dict], grid: tuple[int, int], seed: int,

@@ -2,6 +2,9 @@
 grid, the two regimes (zero-shot and calibrated) with the peers beside the model, and the
 cross-validation report (means over test volunteers with bootstrap CIs, per-volunteer table).
 
+Where the calibrated error comes from (each dot's bias, the frames' scatter, the mapping
+fitted on all of a person's frames) is reported beside it (calibration_limits).
+
 Errors are Euclidean distances in px of each sample's own screen (targets and predictions
 are screen fractions); mm where the session's physical scale is known. Calibration frames
 (trial kind "calibration") are never scored: they are what the calibrated regime fits on.
@@ -14,6 +17,7 @@ from trainer import calibration, peers
 from trainer.snapshot import Snapshot
 
 BOOTSTRAP_REPS = 2000
+ALL_FRAMES_GROUPS = 9
 CALIBRATION_LIMITS = ("trial_bias_px", "within_trial_scatter_px", "all_frames_fit_px")
 REGIMES = {"zero_shot": ("model", *peers.ZERO_SHOT), "calibrated_9": ("model", *peers.CALIBRATED)}
 
@@ -132,10 +136,13 @@ def _fit_on_all_frames(snapshot: Snapshot, test: np.ndarray, fit_on: np.ndarray,
                        model_features: np.ndarray, apply_to: np.ndarray) -> np.ndarray:
     """The personal calibration fitted on every frame of the session (its scored frames
     included) and applied to the scored ones: not a result, the floor of what this mapping
-    could reach with unlimited calibration data (calibration_limits)."""
+    could reach with unlimited calibration data (calibration_limits). Its penalty is picked
+    over the trials dealt into ALL_FRAMES_GROUPS groups, so a long session costs no more
+    fits than 9 dots do."""
     rows = test[fit_on]
+    _, trial_rank = np.unique(snapshot.trial_ids[rows], return_inverse=True)
     mapping, _ = calibration.fit(model_pred[fit_on], model_features[fit_on], snapshot.targets[rows],
-                                 snapshot.trial_ids[rows], snapshot.screens[rows])
+                                 trial_rank % ALL_FRAMES_GROUPS, snapshot.screens[rows])
     return mapping.apply(model_pred[apply_to], model_features[apply_to])
 
 

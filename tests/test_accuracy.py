@@ -76,6 +76,8 @@ def test_cross_validated_run_scores_no_calibration_frame(gz, client):
     assert 'id="crossval"' in html and "WebGazer-style" in html and "eyetrax-style" in html
     assert html.count('data-regime="zero_shot"') == 4 and html.count('data-regime="calibrated_9"') == 3
     assert 'id="per-volunteer"' in html and table[0]["volunteer_id"][:8] in html
+    limits = metrics["crossval"]["calibration_limits"]
+    assert 'id="calibration-limits"' in html and f'{limits["trial_bias_px"]:.0f} px from the dot' in html
     assert 'id="fig-error_heatmap_zero_shot"' in html and 'id="fig-error_heatmap_calibrated_9"' in html
 
 

@@ -155,7 +155,7 @@ def calibration_limits(snapshot: Snapshot, indices: np.ndarray, pred: np.ndarray
     known = np.isfinite(pred).all(axis=1)
     indices, pred = indices[known], pred[known]
     if not len(indices):
-        return {"trial_bias_px": None, "within_trial_scatter_px": None, "all_frames_fit_px": None}
+        return dict.fromkeys(CALIBRATION_LIMITS)
     trials, screens, targets = snapshot.trial_ids[indices], snapshot.screens[indices], snapshot.targets[indices]
     bias, scatter = [], []
     for trial in np.unique(trials):

@@ -55,18 +55,16 @@ def goals(block: dict) -> dict:
 
 
 def _methods(regimes: dict) -> dict:
-    return {regime: {m: {"mean_px": r["mean_px"], "ci95": r["ci95"], "volunteers": r["volunteers"]}
-                     for m, r in regimes[regime].items()} for regime in ("zero_shot", "calibrated_9")}
+    """Per regime and method the figures, and where the model's calibrated error comes from."""
+    return {**{regime: {m: {"mean_px": r["mean_px"], "ci95": r["ci95"], "volunteers": r["volunteers"]}
+                        for m, r in regimes[regime].items()} for regime in ("zero_shot", "calibrated_9")},
+            "calibration_limits": {key: None if value is None else round(value, 1)
+                                   for key, value in regimes["calibration_limits"].items()}}
 
 
-def _model_only(block: dict, report: dict) -> dict:
-    """The model's figures in both regimes, and where its calibrated error comes from."""
+def _model_only(block: dict) -> dict:
     return {**{regime: block[regime]["model"] for regime in ("zero_shot", "calibrated_9")},
-            "calibration_limits": _rounded(report["calibration_limits"])}
-
-
-def _rounded(limits: dict) -> dict:
-    return {key: None if value is None else round(value, 1) for key, value in limits.items()}
+            "calibration_limits": block["calibration_limits"]}
 
 
 def held_out_volunteers(database_url: str) -> tuple[frozenset[str], dict[str, str]]:
@@ -98,8 +96,8 @@ def run(config: Config, volunteers: int, samples: int, folds: int, seed: int, ep
         report = result["crossval"]
         block = _methods(report)
         held = _methods(report["held_out"]) if "held_out" in report else None
-        variants[name] = {"architecture": architecture, "inputs": inputs, **_model_only(block, report),
-                          "held_out_style": _model_only(held, report["held_out"]) if held else None,
+        variants[name] = {"architecture": architecture, "inputs": inputs, **_model_only(block),
+                          "held_out_style": _model_only(held) if held else None,
                           "parameters": result["spec"]["parameters"],
                           "train_samples_per_s": round(float(np.mean(result["samples_per_s"])), 1),
                           "epochs_run": report["epochs_run"]}
@@ -111,10 +109,9 @@ def run(config: Config, volunteers: int, samples: int, folds: int, seed: int, ep
         "model": name, "folds": report["folds"], "volunteers": report["volunteers"], "source": source,
         "samples_per_volunteer": samples, "seed": seed, "snapshot_samples": len(snapshot),
         "zero_shot": block["zero_shot"], "calibrated_9": block["calibrated_9"], "goals": goals(block),
-        "calibration_limits": _rounded(report["calibration_limits"]),
+        "calibration_limits": block["calibration_limits"],
         "held_out_style": None if held is None else {
-            "style": HELD_OUT_STYLE, "volunteers": report["held_out"]["volunteers"], **held, "goals": goals(held),
-            "calibration_limits": _rounded(report["held_out"]["calibration_limits"])},
+            "style": HELD_OUT_STYLE, "volunteers": report["held_out"]["volunteers"], **held, "goals": goals(held)},
         "styles": {style: sum(1 for s in styles.values() if s == style) for style in sorted(set(styles.values()))},
         "variants": variants,
         "parameters": result["spec"]["parameters"],

@@ -9,7 +9,7 @@ process. The photo's own head pose is measured against MediaPipe's canonical fac
 Each virtual volunteer gets a variant: a portrait, mirrored or not, skin and hair colour
 shifted, facial hair, glasses, age marks, its own eye shape, a different crop of the photo
 over a blurred surround, and a different physical face size (simulator.identity paints
-the decorations).
+the decorations; glasses are a 3-D object drawn into each frame, simulator.glasses).
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from simulator import identity
+from simulator.glasses import Glasses
 
 PORTRAITS = ("astronaut", "grace_hopper")
 WEARS_GLASSES = ("grace_hopper",)   # no second pair drawn over these
@@ -75,7 +76,7 @@ class Portrait:
     plane_depth: float       # photo z of the plane that carries hair, ears and background
     face_box: tuple[int, int, int, int]  # x0, y0, x1, y1 portrait px
     source: str
-    glasses: identity.Glasses | None = None
+    glasses: Glasses | None = None
 
     def face_mm(self, points: np.ndarray) -> np.ndarray:
         """(N, 2) portrait px (on the surround plane) or (N, 3) photo points -> face-frame mm."""
@@ -190,8 +191,12 @@ def make_portrait(rng: np.random.Generator) -> Portrait:
     oval = vertices[list(FACE_OVAL)]
     x0, y0 = oval[:, :2].min(axis=0)
     x1, y1 = oval[:, :2].max(axis=0)
-    glasses = identity.decorate(image, vertices[:, :2], eyes, FACE_OVAL, rng, photo_has_glasses=name in WEARS_GLASSES)
     mm_per_px = eye_distance_mm / eye_distance
+
+    def to_face_mm(points: np.ndarray) -> np.ndarray:
+        return (points - centre) @ to_face.T * mm_per_px
+    glasses = identity.decorate(image, vertices, eyes, FACE_OVAL, rng, to_face_mm,
+                                photo_has_glasses=name in WEARS_GLASSES)
     ring = surround_ring(oval, mm_per_px)
     return Portrait(image, person, _face_alpha(image.shape[:2], ring), vertices, ring, eyes, centre,
                     to_face, mm_per_px, float(np.median(ring[-len(FACE_OVAL):, 2])),

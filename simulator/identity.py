@@ -1,15 +1,18 @@
-"""Identity details painted into a portrait's texture: facial hair, age marks and glasses.
+"""Identity details of a portrait: facial hair and age marks painted into its texture, and glasses.
 
 Everything is painted once per volunteer in portrait px, so it lies on the 3-D face and
-turns with it. Glasses are drawn on the face surface (frames and a faint lens tint); their
-moving reflections are painted per frame (`paint_lens_reflections`).
+turns with it. Glasses are not painted: they are a 3-D object on a lens plane in front of the
+eyes, drawn into each frame (simulator.glasses); only their size and look are drawn here.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Callable
 
 import cv2
 import numpy as np
+
+from simulator import glasses
+from simulator.glasses import Glasses
 
 FACIAL_HAIR = ("none", "stubble", "moustache", "beard")
 FACIAL_HAIR_WEIGHTS = (0.55, 0.2, 0.1, 0.15)
@@ -21,21 +24,16 @@ MOUSTACHE = (98, 2, 327, 410, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185, 61, 1
 LIPS = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146)
 FOREHEAD = (109, 10, 338)
 NOSE_WINGS, MOUTH_CORNERS = (129, 358), (61, 291)
-FRAME_COLOURS = np.array([(20, 18, 18), (70, 45, 30), (150, 150, 155), (110, 30, 30), (40, 40, 70)], np.float32)
+EYE_CORNERS, EARS = ((33, 133), (263, 362)), (234, 454)
+TEMPLE_REACH_MM = 20.0   # behind the face oval's sides, where the head's outer ring lies
 
 
-@dataclass(frozen=True)
-class Glasses:
-    """Where the lenses are (portrait px) and what they look like."""
-    centres: tuple[tuple[float, float], tuple[float, float]]
-    axes: tuple[float, float]        # lens half width, half height
-    angle: float                     # degrees, the eye line's tilt
-    reflectivity: float
+def decorate(image: np.ndarray, vertices: np.ndarray, eyes, face_oval: tuple[int, ...], rng: np.random.Generator,
+             to_face_mm: Callable[[np.ndarray], np.ndarray], photo_has_glasses: bool = False) -> Glasses | None:
+    """Paint this volunteer's facial hair and age marks (in place); returns the glasses they wear.
 
-
-def decorate(image: np.ndarray, landmarks: np.ndarray, eyes, face_oval: tuple[int, ...], rng: np.random.Generator,
-             photo_has_glasses: bool = False) -> Glasses | None:
-    """Paint this volunteer's facial hair, age marks and glasses (in place); returns the glasses."""
+    vertices: the portrait's (478, 3) landmarks (photo axes); to_face_mm: photo points -> face frame."""
+    landmarks = vertices[:, :2]
     kind = FACIAL_HAIR[int(rng.choice(len(FACIAL_HAIR), p=FACIAL_HAIR_WEIGHTS))]
     hair_colour = (rng.uniform(25, 90) * rng.uniform(0.85, 1.15, 3) * (1.1, 1.0, 0.9)).astype(np.float32)
     age = rng.uniform(0, 1) ** 1.5
@@ -44,7 +42,17 @@ def decorate(image: np.ndarray, landmarks: np.ndarray, eyes, face_oval: tuple[in
     if age > 0.15:
         _age_marks(image, landmarks, eyes, face_oval, age, rng)
     wears = rng.random() < GLASSES_RATE and not photo_has_glasses
-    return _glasses(image, landmarks, eyes, rng) if wears else None
+    return _glasses(vertices, rng, to_face_mm) if wears else None
+
+
+def _glasses(vertices: np.ndarray, rng: np.random.Generator, to_face_mm) -> Glasses:
+    """A pair sized to the eyes, its temples reaching the sides of the head (see simulator.glasses)."""
+    corners = [to_face_mm(vertices[list(pair)]) for pair in EYE_CORNERS]
+    centres = sorted((pair.mean(axis=0) for pair in corners), key=lambda point: point[0])
+    width = float(np.mean([np.linalg.norm(pair[1] - pair[0]) for pair in corners]))
+    ears = sorted(to_face_mm(vertices[list(EARS)]), key=lambda point: point[0])
+    ears = [ear + (0, 0, TEMPLE_REACH_MM) for ear in ears]
+    return glasses.make(rng, np.array(centres), width, np.array(ears))
 
 
 def _region(shape: tuple[int, int], landmarks: np.ndarray, indices, blur: float) -> np.ndarray:
@@ -124,58 +132,3 @@ def _age_marks(image, landmarks, eyes, face_oval, age: float, rng: np.random.Gen
 def _stroke(canvas: np.ndarray, points, thickness: int) -> None:
     curve = np.round(np.array(points) * 16).astype(np.int32)
     cv2.polylines(canvas, [curve], False, 1.0, thickness, cv2.LINE_AA, 4)
-
-
-def _glasses(image, landmarks, eyes, rng: np.random.Generator) -> Glasses:
-    """Two rims around the eyes, a bridge and the temples toward the ears, and a lens tint."""
-    width = float(np.mean([np.linalg.norm(e.corners[1] - e.corners[0]) for e in eyes]))
-    half = (width * rng.uniform(0.72, 0.9), width * rng.uniform(0.5, 0.7))
-    centres = [e.corners.mean(axis=0) + (0, 0.08 * width) for e in eyes]
-    line = centres[1] - centres[0]
-    angle = float(np.degrees(np.arctan2(line[1], line[0])))
-    colour = FRAME_COLOURS[int(rng.integers(len(FRAME_COLOURS)))]
-    thickness = max(2, int(round(width * rng.uniform(0.06, 0.12))))
-    round_rims = rng.random() < 0.4
-    rims = np.zeros(image.shape[:2], np.float32)
-    lenses = np.zeros(image.shape[:2], np.float32)
-    for centre in centres:
-        box = ((float(centre[0]), float(centre[1])), (2 * half[0], 2 * half[1] * (1.15 if round_rims else 1)), angle)
-        cv2.ellipse(lenses, box, 1.0, -1, cv2.LINE_AA)
-        cv2.ellipse(rims, box, 1.0, thickness, cv2.LINE_AA)
-    direction = line / np.linalg.norm(line)
-    inner = [centres[0] + direction * half[0], centres[1] - direction * half[0]]
-    _stroke(rims, [inner[0], (inner[0] + inner[1]) / 2 - (0, 0.12 * width), inner[1]], max(1, thickness - 1))
-    ears = sorted((landmarks[234], landmarks[454]), key=lambda point: point[0])
-    for centre, ear, sign in ((centres[0], ears[0], -1), (centres[1], ears[1], 1)):
-        start = centre + sign * direction * half[0]
-        end = np.array([ear[0], start[1] - 0.05 * width])
-        _stroke(rims, [start, end], thickness)
-    tint = rng.uniform(0.0, 0.12)
-    _blend(image, np.array([200, 210, 225], np.float32), cv2.GaussianBlur(lenses, (0, 0), 1) * tint)
-    _blend(image, colour, cv2.GaussianBlur(rims, (0, 0), 0.6))
-    return Glasses(tuple(tuple(map(float, c)) for c in centres), half, angle, float(rng.uniform(0.12, 0.35)))
-
-
-def lens_boxes(glasses: Glasses) -> list[tuple[int, int, int, int]]:
-    """Portrait-px boxes (x0, y0, x1, y1) around each lens."""
-    reach = max(glasses.axes) * 1.2
-    return [(int(cx - reach), int(cy - reach), int(cx + reach) + 1, int(cy + reach) + 1)
-            for cx, cy in glasses.centres]
-
-
-def paint_lens_reflections(image: np.ndarray, glasses: Glasses, light_xy: np.ndarray, strength: float) -> None:
-    """A soft bright band across each lens; it slides with where the light lies relative to the head.
-
-    light_xy: the light's direction in the face frame (x, y components, -1..1).
-    """
-    for (cx, cy), box in zip(glasses.centres, lens_boxes(glasses)):
-        x0, y0, x1, y1 = box
-        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-        u = (xs - cx) / glasses.axes[0]
-        v = (ys - cy) / glasses.axes[1]
-        inside = np.clip((1 - (u * u + v * v)) * 6, 0, 1)
-        offset = -0.6 * float(light_xy[0]) - 0.6 * float(light_xy[1])
-        band = np.exp(-(((u + v) * 0.7 - offset) / 0.25) ** 2)
-        alpha = inside * band * glasses.reflectivity * strength
-        patch = image[y0:y1, x0:x1].astype(np.float32)
-        image[y0:y1, x0:x1] = np.clip(patch + (255 - patch) * alpha[..., None], 0, 255).astype(np.uint8)

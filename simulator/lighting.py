@@ -3,7 +3,8 @@
 The photographs were taken under soft light from near the photographer. A session's light
 re-shades the face by the ratio of two Lambert terms at every mesh vertex: the new light on
 the posed normal over that baked light on the photo's normal, so the photo's own shading is
-kept and only the change is added. Back-light (a bright window behind the volunteer) lifts
+kept and only the change is added. Where the head shadows itself (simulator.shadows) only the
+new light's ambient part is left. Back-light (a bright window behind the volunteer) lifts
 the background in the texture; the auto-exposure (simulator.render) then darkens the face.
 """
 from __future__ import annotations
@@ -58,9 +59,13 @@ def kelvin_rgb(kelvin: float) -> np.ndarray:
     return (gains / gains[1]).astype(np.float32)
 
 
-def vertex_shade(normals_camera: np.ndarray, normals_photo: np.ndarray, light: Light) -> np.ndarray:
-    """(N,) light factor per vertex: new Lambert shading over the photograph's baked shading."""
-    new = light.ambient + (1 - light.ambient) * np.clip(normals_camera @ light.direction, 0, None)
+def vertex_shade(normals_camera: np.ndarray, normals_photo: np.ndarray, light: Light,
+                 lit: float = 1.0) -> np.ndarray:
+    """(N,) light factor per vertex: new Lambert shading over the photograph's baked shading.
+
+    lit: 1 where the light reaches the vertex, 0 where the head casts a shadow on it (only the
+    room's ambient light is left there: simulator.shadows)."""
+    new = light.ambient + (1 - light.ambient) * lit * np.clip(normals_camera @ light.direction, 0, None)
     baked = BAKED_AMBIENT + (1 - BAKED_AMBIENT) * np.clip(-normals_photo[:, 2], 0, None)
     frontal = light.ambient + (1 - light.ambient) * max(float(-light.direction[2]), 0.0)
     # normalised so a frontal face keeps its brightness where it faces the camera: the room's

@@ -6,10 +6,12 @@ triangles around the face oval that carry hair, ears and jaw line (simulator.fac
 The pose landmarks are morphed onto MediaPipe's canonical face (`canonical_morph`).
 
 Drawing a pose: project the vertices, cull triangles that face away, rasterise a
-triangle-id buffer far to near (`cv2.fillConvexPoly`, so near triangles hide far ones), then
-per pixel apply its triangle's affine map frame px -> (texture x, texture y, shade) and do
-ONE `cv2.remap` of the texture: piecewise affine, so there are no seams between triangles.
+triangle-id buffer far to near (`triangle_ids`: `cv2.fillConvexPoly`, so near triangles hide
+far ones), then per pixel apply its triangle's affine map frame px -> (texture x, texture y,
+and any per-vertex values the caller gives: shades, the light's view for shadows, depth) and
+do ONE `cv2.remap` of the texture: piecewise affine, so there are no seams between triangles.
 The caller blends it over the surround (warped as a plane) with the portrait's face alpha.
+The same id buffer drawn from the light's side is the shadow map (simulator.shadows).
 """
 from __future__ import annotations
 
@@ -121,57 +123,89 @@ def _vertex_normals(vertices: np.ndarray, tris: np.ndarray, sign: np.ndarray) ->
 
 @dataclass
 class MeshRender:
-    """One pose of the mesh inside a frame box: texture coordinates and shade per pixel."""
+    """One pose of the mesh inside a frame box: texture coordinates and per-vertex values per pixel."""
     box: tuple[int, int, int, int]   # x0, y0, x1, y1 frame px
     map_x: np.ndarray                # (h, w) float32 texture x, OUTSIDE where no triangle
     map_y: np.ndarray
-    shade: np.ndarray                # (h, w) float32 light factor (1 outside)
+    values: np.ndarray               # (h, w, K) float32 the vertex values, interpolated (0 outside)
+    covered: np.ndarray              # (h, w) bool: a triangle is drawn there
 
     def sample(self, texture: np.ndarray, border=0) -> np.ndarray:
         return cv2.remap(texture, self.map_x, self.map_y, cv2.INTER_LINEAR,
                          borderMode=cv2.BORDER_CONSTANT, borderValue=border)
 
+    def value_at(self, points: np.ndarray, column: int, outside: float = np.inf) -> np.ndarray:
+        """(N,) value `column` at (N, 2) frame px (nearest pixel); `outside` where no triangle is."""
+        x0, y0, x1, y1 = self.box
+        x = np.rint(points[:, 0]).astype(np.int64) - x0
+        y = np.rint(points[:, 1]).astype(np.int64) - y0
+        found = np.full(len(points), outside, np.float32)
+        inside = (x >= 0) & (x < x1 - x0) & (y >= 0) & (y < y1 - y0)
+        inside[inside] = self.covered[y[inside], x[inside]]
+        found[inside] = self.values[y[inside], x[inside], column]
+        return found
 
-def rasterise(mesh: HeadMesh, projected: np.ndarray, depth: np.ndarray, vertex_shade: np.ndarray,
+
+def rasterise(mesh: HeadMesh, projected: np.ndarray, depth: np.ndarray, vertex_values: np.ndarray,
               frame_size: tuple[int, int]) -> MeshRender | None:
-    """Texture maps for the mesh whose vertices project to `projected` (frame px) at `depth` (mm)."""
+    """Texture maps for the mesh whose vertices project to `projected` (frame px) at `depth` (mm),
+    and the (N, K) `vertex_values` interpolated over each pixel's triangle."""
     width, height = frame_size
     (x0, y0), (x1, y1) = np.floor(projected.min(axis=0)) - 1, np.ceil(projected.max(axis=0)) + 2
     x0, y0, x1, y1 = int(max(x0, 0)), int(max(y0, 0)), int(min(x1, width)), int(min(y1, height))
     if x1 - x0 < 2 or y1 - y0 < 2:
         return None
     local = projected - (x0, y0)
+    ids = triangle_ids(mesh, local, depth, (y1 - y0, x1 - x0))
+    return _maps(mesh, local, vertex_values, ids, (x0, y0, x1, y1))
+
+
+def triangle_ids(mesh: HeadMesh, points: np.ndarray, depth: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(h, w) uint16: 1 + the nearest facing triangle at each pixel of a view (0: none).
+
+    points: (N, 2) the vertices in the view's px; depth: (N,) their distance from the viewer.
+    Painter's order, far to near, so near triangles hide far ones."""
     tris = mesh.triangles
-    facing = np.sign(_signed_areas(local, tris)) == mesh.frontal_sign
+    facing = np.sign(_signed_areas(points, tris)) == mesh.frontal_sign
     order = np.nonzero(facing)[0]
     order = order[np.argsort(-depth[tris[order]].mean(axis=1), kind="stable")]
-    ids = np.zeros((y1 - y0, x1 - x0), np.uint16)
-    fixed = np.round(local * (1 << SUBPIXEL_BITS)).astype(np.int32)
+    ids = np.zeros(shape, np.uint16)
+    fixed = np.round(points * (1 << SUBPIXEL_BITS)).astype(np.int32)
     for t in order:
         cv2.fillConvexPoly(ids, fixed[tris[t]], int(t) + 1, cv2.LINE_8, SUBPIXEL_BITS)
-    return _maps(mesh, local, vertex_shade, ids, (x0, y0, x1, y1))
+    return ids
 
 
-def _maps(mesh: HeadMesh, local: np.ndarray, vertex_shade: np.ndarray, ids: np.ndarray, box) -> MeshRender:
+def interpolate(mesh: HeadMesh, points: np.ndarray, vertex_values: np.ndarray, ids: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per covered pixel of `ids`: (rows, cols, (n, K) values) -- each triangle's affine map of
+    the values at its corners (points: (N, 2) view px; vertex_values: (N, K))."""
     tris = mesh.triangles
-    affine = _affines(local[tris], np.concatenate([mesh.texture_px[tris], vertex_shade[tris][..., None]], axis=2))
+    a, b, c = np.moveaxis(_affines(points[tris], vertex_values[tris]), 2, 0)   # each (T, K)
+    flat = np.flatnonzero(ids)
+    rows, cols = np.divmod(flat, ids.shape[1])
+    triangle = ids.ravel()[flat].astype(np.intp) - 1
+    out = np.take(a, triangle, axis=0)
+    out *= cols.astype(np.float32)[:, None]
+    out += np.take(b, triangle, axis=0) * rows.astype(np.float32)[:, None]
+    out += np.take(c, triangle, axis=0)
+    return rows, cols, out
+
+
+def _maps(mesh: HeadMesh, local: np.ndarray, vertex_values: np.ndarray, ids: np.ndarray, box) -> MeshRender:
     shape = ids.shape
     map_x = np.full(shape, OUTSIDE, np.float32)
     map_y = np.full(shape, OUTSIDE, np.float32)
-    shade = np.ones(shape, np.float32)
-    rows, cols = np.nonzero(ids)
-    if len(rows):
-        coefficients = affine[ids[rows, cols].astype(np.int32) - 1]     # (N, 3, 3)
-        xs, ys = cols.astype(np.float32), rows.astype(np.float32)
-        out = coefficients[:, :, 0] * xs[:, None] + coefficients[:, :, 1] * ys[:, None] + coefficients[:, :, 2]
-        map_x[rows, cols], map_y[rows, cols], shade[rows, cols] = out[:, 0], out[:, 1], out[:, 2]
-    return MeshRender(box, map_x, map_y, shade)
+    values = np.zeros((*shape, vertex_values.shape[1]), np.float32)
+    rows, cols, out = interpolate(mesh, local, np.hstack([mesh.texture_px, vertex_values]), ids)
+    map_x[rows, cols], map_y[rows, cols], values[rows, cols] = out[:, 0], out[:, 1], out[:, 2:]
+    return MeshRender(box, map_x, map_y, values, ids > 0)
 
 
 def _affines(corners: np.ndarray, values: np.ndarray) -> np.ndarray:
     """(T, K, 3) float32: per triangle, the affine maps (x, y) -> each of K values given at its corners.
 
-    corners (T, 3, 2) frame px; values (T, 3, K). Degenerate triangles get zeros (none of
+    corners (T, 3, 2) view px; values (T, 3, K). Degenerate triangles get zeros (none of
     their pixels are drawn anyway)."""
     (x0, y0), (x1, y1), (x2, y2) = (corners[:, k].T for k in range(3))
     det = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)

@@ -9,7 +9,7 @@ A volunteer is a textured 3-D head (simulator.face, simulator.mesh) with its own
 turn toward what they look at. A session places it before a screen and a webcam drawn from
 its style (simulator.styles): screen size and resolution, viewing distance, the webcam's
 frame size, field of view and place beside the picture, the room's light (direction, colour,
-back-light) and the camera's exposure, white balance, blur, noise and JPEG. Each frame draws
+back-light; the head casts shadows) and the camera's exposure, white balance, blur, noise and JPEG. Each frame draws
 the head's drift and jitter, blinks, inattention, motion blur and noise, and `Truth` records
 what really happened, down to the 3-D gaze ray in camera-frame millimetres.
 
@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from simulator import geometry, identity
+from simulator import geometry, shadows
 from simulator.face import FACE_OVAL, RINGS, Portrait, make_portrait
 from simulator.geometry import Camera, HeadPose, Screen
+from simulator.glasses import draw as draw_glasses
 from simulator.lighting import Light, vertex_shade
 from simulator.mesh import (HOLES, LANDMARKS, HeadMesh, canonical_morph, fan_triangles, rasterise, ring_triangles,
                             triangles)
@@ -48,6 +49,10 @@ JITTER = {"yaw": 0.6, "pitch": 0.6, "roll": 0.4, "x": 2.0, "y": 2.0, "z": 4.0}
 CORNEA_RADIUS_MM = 7.8
 CORNEA_OFFSET_MM = 5.6         # eyeball centre to the cornea's centre of curvature
 BACKLIGHT_BLOOM = 0.85         # how far a full back-light pushes the background toward white
+# What the head's rasteriser interpolates per pixel (_draw_head), as columns of MeshRender.values:
+# the light factor where lit and where shadowed, the place in the light's view (shadows.ShadowMap
+# coordinates), the shadow test's bias, the camera z (mm).
+LIT, SHADOWED, LIGHT_VIEW, BIAS, DEPTH = 0, 1, slice(2, 5), 5, 6
 
 
 @dataclass
@@ -298,12 +303,8 @@ class VirtualSession:
         return HeadPose(yaw=float(yaw), pitch=float(pitch), roll=float(roll), centre=centre)
 
     def _paint_eyes(self, pose: HeadPose, gazes, light: Light, blink: bool, rng: np.random.Generator) -> np.ndarray:
-        """Repaint both eyes (and the glasses' reflections) in the texture; the iris centres, face mm."""
+        """Repaint both eyes in the texture; the iris centres, face mm."""
         volunteer, portrait = self.volunteer, self.volunteer.portrait
-        glasses = portrait.glasses
-        if glasses is not None:
-            for x0, y0, x1, y1 in identity.lens_boxes(glasses):
-                self._work[y0:y1, x0:x1] = self._texture[y0:y1, x0:x1]
         light_in_head = pose.rotation.T @ light.direction
         pupil = volunteer.eye_look.pupil_fraction * (0.85 + 0.3 * max(0.0, 1 - light.level))
         irises = []
@@ -318,12 +319,11 @@ class VirtualSession:
             paint_eye(self._work, self._texture, eye, view, closure, volunteer.eye_look,
                       lower_drop=max(0.0, LOWER_LID_FOLLOW * down))
             irises.append(iris_mm)
-        if glasses is not None:
-            identity.paint_lens_reflections(self._work, glasses, light_in_head[:2], 1 - light.ambient)
         return np.array(irises)
 
     def _draw_head(self, pose: HeadPose, light: Light) -> np.ndarray:
-        """The surround warped as a plane, the 3-D face drawn over it, shaded by the light."""
+        """The surround warped as a plane, the 3-D face drawn over it, shaded by the light and
+        the head's own shadows."""
         size = (self.camera.width, self.camera.height)
         picture = cv2.warpPerspective(self._work, self._homography(pose), size, flags=cv2.INTER_LINEAR,
                                       borderMode=cv2.BORDER_REPLICATE)
@@ -332,17 +332,37 @@ class VirtualSession:
         if (vertices[:, 2] < 50).any():
             return picture
         normals = head.normals @ pose.rotation.T
-        shade = vertex_shade(normals, head.normals @ portrait.to_face, light)
-        drawn = rasterise(head, self.camera.project(vertices), vertices[:, 2], shade, size)
+        photo_normals = head.normals @ portrait.to_face
+        light_view = shadows.shadow_map(head, vertices, light.direction)
+        values = np.column_stack([vertex_shade(normals, photo_normals, light),
+                                  vertex_shade(normals, photo_normals, light, lit=0.0),
+                                  light_view.coordinates(vertices), shadows.slope_bias(normals, light.direction),
+                                  vertices[:, 2]])
+        drawn = rasterise(head, self.camera.project(vertices), vertices[:, 2], values, size)
         if drawn is None:
             return picture
         x0, y0, x1, y1 = drawn.box
         face = drawn.sample(self._work).astype(np.float32)
         alpha = drawn.sample(portrait.face_alpha)[..., None]
-        lit = 1 + alpha * (drawn.shade[..., None] - 1)
+        shade = self._shade(drawn, light_view, light, float(np.median(vertices[:, 2])))
+        lit = 1 + alpha * (shade[..., None] - 1)
         behind = picture[y0:y1, x0:x1].astype(np.float32)
         picture[y0:y1, x0:x1] = np.clip((behind + alpha * (face - behind)) * lit, 0, 255).astype(np.uint8)
+        if portrait.glasses is not None:
+            draw_glasses(picture, portrait.glasses, pose.rotation, pose.centre, self.camera.project, self.camera.focal,
+                         pose.rotation.T @ light.direction, 1 - light.ambient, float(shade[drawn.covered].mean()),
+                         lambda points: drawn.value_at(points, DEPTH))
         return picture
+
+    def _shade(self, drawn, light_view: shadows.ShadowMap, light: Light, depth_mm: float) -> np.ndarray:
+        """(h, w) light factor per pixel: lit or in the head's shadow, the shadow's edge softened."""
+        values = drawn.values
+        rows, cols = np.nonzero(drawn.covered)
+        in_light = np.ones(drawn.covered.shape, np.float32)
+        in_light[rows, cols] = light_view.lit(values[rows, cols, LIGHT_VIEW], values[rows, cols, BIAS])
+        in_light = shadows.soft_edge(in_light, light.ambient, self.camera.focal / depth_mm)
+        shade = values[..., SHADOWED] + (values[..., LIT] - values[..., SHADOWED]) * in_light
+        return np.where(drawn.covered, shade, 1.0)
 
     def _homography(self, pose: HeadPose) -> np.ndarray:
         """Portrait px -> frame px for the surround plane (hair, ears, background) in this pose."""

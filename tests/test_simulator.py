@@ -1,6 +1,7 @@
 """The virtual volunteer: real MediaPipe extraction on its frames, its Y4M video, demo-data."""
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import time
 
@@ -14,10 +15,12 @@ from gazelab_cli import cli
 from gazelab.config import load_config
 from gazelab.db import session_scope
 from gazelab.schema import CollectionSession, Sample, SampleImages, Trial, Volunteer, stable_id
-from simulator import SIMULATOR_VERSION
+from simulator import SIMULATOR_VERSION, glasses, shadows
 from simulator.contact_sheet import build_contact_sheet
 from simulator.demo import run_demo, source_tag, style_of_source
-from simulator.geometry import Camera, ray_hits_screen
+from simulator.face import FACE_OVAL
+from simulator.geometry import EYEBALL_RADIUS_MM, Camera, HeadPose, ray_hits_screen
+from simulator.lighting import Light, kelvin_rgb, light_direction
 from simulator.styles import HELD_OUT_STYLE, STYLES, TRAINING_STYLES, style_for_volunteer
 from simulator.video import read_y4m
 from simulator.volunteer import VirtualVolunteer
@@ -244,7 +247,7 @@ def test_styles_draw_plausible_screens_and_cameras():
     assert source_tag(3, 4) == f"demo:3:4:{style_for_volunteer(4)}"
     assert style_of_source(source_tag(3, 4)) == style_for_volunteer(4)
     assert style_of_source("synthetic:0:1") is None and style_of_source("demo:1:2") is None
-    assert SIMULATOR_VERSION == 2
+    assert SIMULATOR_VERSION == 3
 
 
 def test_every_style_renders_frames_the_extraction_accepts():
@@ -291,3 +294,118 @@ def test_contact_sheet_shows_every_style(artifacts):
     path = build_contact_sheet(artifacts / "simulator_styles.png", seed=0)
     sheet = cv2.imread(str(path))
     assert sheet is not None and sheet.shape[0] >= len(STYLES) * 180 and path.stat().st_size > 100_000
+
+
+def _wearer(min_seed: int = 0) -> VirtualVolunteer:
+    """The first volunteer from `min_seed` on who wears drawn (3-D) glasses."""
+    return next(v for v in map(VirtualVolunteer, range(min_seed, min_seed + 200)) if v.portrait.glasses is not None)
+
+
+def test_the_head_casts_shadows_from_a_side_light_only():
+    """Shadow map: a light beside the camera shadows nothing the camera sees (no self-shadowing
+    speckle); a light from the side puts the cheek beyond the nose in the nose's shadow."""
+    head = VirtualVolunteer(1).head
+    pose = HeadPose(0.0, 0.0, 0.0, np.array([0.0, 0.0, 600.0]))
+    vertices = pose.to_camera(head.vertices_mm)
+    normals = head.normals @ pose.rotation.T
+    nose_tip_x = vertices[1, 0]
+    # the face's own points, less its outline (where the head's rings turn back steeply)
+    inner_face = np.isin(np.arange(len(vertices)), np.setdiff1d(np.arange(468), FACE_OVAL))
+    shadowed = {}
+    for azimuth in (0, 70, -70):
+        direction = light_direction(azimuth, 0 if azimuth == 0 else 15)
+        light_view = shadows.shadow_map(head, vertices, direction)
+        lit = light_view.lit(light_view.coordinates(vertices), shadows.slope_bias(normals, direction))
+        facing = (normals @ direction > 0.2) & inner_face
+        shadowed[azimuth] = facing & ~lit
+        print(f"azimuth {azimuth}: {shadowed[azimuth].sum()} of {facing.sum()} light-facing points in shadow")
+    assert shadowed[0].sum() == 0
+    for azimuth in (70, -70):
+        assert shadowed[azimuth].sum() >= 8
+        # above the nose tip the nose is what casts: a light toward the image's right (+x)
+        # throws its shadow over the eye socket and cheek on the left, and back
+        upper = shadowed[azimuth] & (vertices[:, 1] < vertices[1, 1])
+        side = np.sign(vertices[upper, 0] - nose_tip_x)
+        assert upper.sum() >= 6 and np.all(side == -np.sign(azimuth))
+
+
+def test_a_shadow_darkens_the_rendered_cheek(monkeypatch):
+    session = VirtualVolunteer(1).session(blink_rate=0.0, no_face_rate=0.0, inattentive_rate=0.0,
+                                           camera=Camera(640, 480, 600.0), distance_mm=550)
+    session.light = Light(light_direction(70, 15), 0.2, kelvin_rgb(5500), 0.0, 1.0)
+    rgb, truth = session.render((960, 500), index=0, pose=(0.0, 0.0, 0.0))
+    # the same frame with every point lit: only the cast shadow differs
+    monkeypatch.setattr(shadows.ShadowMap, "lit", lambda self, coordinates, bias_mm=0: np.ones(len(coordinates), bool))
+    unshadowed, _ = session.render((960, 500), index=0, pose=(0.0, 0.0, 0.0))
+    darker = unshadowed.astype(float).sum(axis=2) - rgb.astype(float).sum(axis=2)
+    (left_x, eye_y), (right_x, _) = truth.eyes_px
+    below_eyes = darker[int(eye_y) + 5:int(eye_y) + 60]
+    # the darkened part lies on the image-left of the face, away from the light
+    middle = int((left_x + right_x) / 2)
+    print(f"darkened px left / right of the nose: {(below_eyes[:, :middle] > 30).sum()} / "
+          f"{(below_eyes[:, middle:] > 30).sum()}")
+    assert (below_eyes[:, :middle] > 30).sum() >= 100
+    assert (below_eyes[:, :middle] > 30).sum() >= 5 * (below_eyes[:, middle:] > 30).sum()
+
+
+def test_glasses_lie_on_a_lens_plane_in_front_of_the_eyes():
+    """Turning the head shifts the rims against the irises by what a lens plane ~15 mm in front
+    of them predicts (glasses painted on the face would move ~2.5 times less)."""
+    volunteer = _wearer()
+    volunteer.portrait.glasses = dataclasses.replace(volunteer.portrait.glasses, magnification=1.0, tint=0.0,
+                                                     reflectivity=0.0)
+    camera = Camera(1280, 720, 1100.0)
+    session = volunteer.session(blink_rate=0.0, no_face_rate=0.0, inattentive_rate=0.0, camera=camera,
+                                distance_mm=500)
+    worn = volunteer.portrait.glasses
+
+    def lens_offset(yaw: float) -> tuple[float, float]:
+        volunteer.portrait.glasses = worn
+        with_glasses, truth = session.render((960, 500), index=0, pose=(yaw, 0.0, 0.0))
+        volunteer.portrait.glasses = None
+        without, _ = session.render((960, 500), index=0, pose=(yaw, 0.0, 0.0))
+        rims = np.abs(with_glasses.astype(int) - without.astype(int)).sum(axis=2) > 40
+        (x, y), _ = truth.eyes_px
+        band = rims[int(y) - 3:int(y) + 4]
+        columns = np.nonzero(band.any(axis=0))[0]
+        inner_left, inner_right = columns[columns < x].max(), columns[columns > x].min()
+        return (inner_left + inner_right) / 2 - x, truth.head_mm[2]
+
+    frontal, _ = lens_offset(0.0)
+    turned, depth = lens_offset(20.0)
+    volunteer.portrait.glasses = worn
+    # the eyes keep looking at the dot, so the iris stays put while the lens, LENS_AHEAD_MM in
+    # front of the iris and EYEBALL_RADIUS_MM more in front of the eye's centre, swings with the head
+    ahead_mm = glasses.LENS_AHEAD_MM + EYEBALL_RADIUS_MM
+    expected = camera.focal * ahead_mm * np.sin(np.radians(20)) / depth
+    shift = turned - frontal * np.cos(np.radians(20))
+    print(f"rim centre against the iris: frontal {frontal:.1f} px, turned {turned:.1f} px, "
+          f"shift {shift:.1f} px; a lens plane {ahead_mm:.1f} mm before the eye's centre predicts {expected:.1f}")
+    assert 0.75 * expected <= shift <= 1.25 * expected
+
+
+def test_a_short_sighted_lens_shows_what_is_behind_it_smaller():
+    """Spectacle magnification: through a 0.9x lens a point 40 px from the lens's centre is
+    seen 36 px from it; outside the lens nothing moves."""
+    worn = dataclasses.replace(_wearer().portrait.glasses, magnification=0.9, tint=0.0, reflectivity=0.0)
+    camera = Camera(1280, 720, 1000.0)
+    rotation, centre = np.eye(3), np.array([0.0, 0.0, 500.0])
+    optical = camera.project(worn.centres_mm[0] + centre)[0]
+    far_outside = optical + (0, 150)   # 75 mm below the lens
+    picture = np.full((720, 1280, 3), 90, np.uint8)
+    for point in (optical + (40, 0), far_outside):
+        cv2.circle(picture, (int(round(point[0])), int(round(point[1]))), 3, (255, 255, 255), -1)
+    before = picture.copy()
+    glasses.draw(picture, worn, rotation, centre, camera.project, camera.focal, np.array([0.0, 0.0, -1.0]), 0.5,
+                 1.0, lambda points: np.full(len(points), np.inf))
+
+    def bright_centre(image: np.ndarray, near: np.ndarray) -> np.ndarray:
+        x, y = int(near[0]), int(near[1])
+        window = image[y - 12:y + 13, x - 12:x + 13].astype(float).sum(axis=2)
+        ys, xs = np.nonzero(window > 600)
+        return np.array([xs.mean() + x - 12, ys.mean() + y - 12])
+    seen = bright_centre(picture, optical + (36, 0))
+    print(f"point 40 px from the lens centre seen at {seen - optical} px")
+    assert np.allclose(seen - optical, (36, 0), atol=1.0)
+    assert np.array_equal(picture[int(far_outside[1]) - 8:int(far_outside[1]) + 9],
+                          before[int(far_outside[1]) - 8:int(far_outside[1]) + 9])

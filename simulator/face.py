@@ -19,7 +19,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from simulator import identity
+from simulator import glasses, identity
 from simulator.glasses import Glasses
 
 PORTRAITS = ("astronaut", "grace_hopper")
@@ -31,6 +31,8 @@ MEAN_EYE_DISTANCE_MM = 63.0  # adult interpupillary distance
 # (how far out from the face centre, as a fraction of the oval's radius; how far back, mm).
 # Receding more looks rounder but reads, through Face Mesh, as a head turned up when it turns.
 RINGS = ((0.22, 8.0), (0.5, 20.0))
+FACE_SIDES = (234, 454)      # the face oval's widest points, by the ears
+TEMPLE_REACH_MM = RINGS[-1][1]   # glasses' temples end behind them, where the head's outer ring lies
 
 # Face Mesh indices (person's right eye = image left in the photograph).
 EYES = {
@@ -191,16 +193,26 @@ def make_portrait(rng: np.random.Generator) -> Portrait:
     oval = vertices[list(FACE_OVAL)]
     x0, y0 = oval[:, :2].min(axis=0)
     x1, y1 = oval[:, :2].max(axis=0)
+    wears_glasses = identity.decorate(image, vertices[:, :2], eyes, FACE_OVAL, rng,
+                                      photo_has_glasses=name in WEARS_GLASSES)
     mm_per_px = eye_distance_mm / eye_distance
-
-    def to_face_mm(points: np.ndarray) -> np.ndarray:
-        return (points - centre) @ to_face.T * mm_per_px
-    glasses = identity.decorate(image, vertices, eyes, FACE_OVAL, rng, to_face_mm,
-                                photo_has_glasses=name in WEARS_GLASSES)
+    glasses = _glasses(vertices, centre, to_face, mm_per_px, rng) if wears_glasses else None
     ring = surround_ring(oval, mm_per_px)
     return Portrait(image, person, _face_alpha(image.shape[:2], ring), vertices, ring, eyes, centre,
                     to_face, mm_per_px, float(np.median(ring[-len(FACE_OVAL):, 2])),
                     (int(x0), int(y0), int(x1), int(y1)), name, glasses)
+
+
+def _glasses(vertices: np.ndarray, centre: np.ndarray, to_face: np.ndarray, mm_per_px: float,
+             rng: np.random.Generator) -> Glasses:
+    """A pair sized to the eyes, its temples reaching the sides of the head (simulator.glasses)."""
+    def face_mm(indices) -> np.ndarray:
+        return (vertices[list(indices)] - centre) @ to_face.T * mm_per_px
+    corners = [face_mm(spec["corners"]) for spec in EYES.values()]
+    centres = sorted((pair.mean(axis=0) for pair in corners), key=lambda point: point[0])
+    width = float(np.mean([np.linalg.norm(pair[1] - pair[0]) for pair in corners]))
+    ears = sorted(face_mm(FACE_SIDES), key=lambda point: point[0])
+    return glasses.make(rng, np.array(centres), width, np.array(ears) + (0, 0, TEMPLE_REACH_MM))
 
 
 def surround_ring(oval: np.ndarray, mm_per_px: float) -> np.ndarray:

@@ -1,18 +1,13 @@
-"""Identity details of a portrait: facial hair and age marks painted into its texture, and glasses.
+"""Identity details painted into a portrait's texture: facial hair and age marks.
 
 Everything is painted once per volunteer in portrait px, so it lies on the 3-D face and
 turns with it. Glasses are not painted: they are a 3-D object on a lens plane in front of the
-eyes, drawn into each frame (simulator.glasses); only their size and look are drawn here.
+eyes, drawn into each frame (simulator.glasses); `decorate` only draws whether they are worn.
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import cv2
 import numpy as np
-
-from simulator import glasses
-from simulator.glasses import Glasses
 
 FACIAL_HAIR = ("none", "stubble", "moustache", "beard")
 FACIAL_HAIR_WEIGHTS = (0.55, 0.2, 0.1, 0.15)
@@ -24,16 +19,11 @@ MOUSTACHE = (98, 2, 327, 410, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185, 61, 1
 LIPS = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146)
 FOREHEAD = (109, 10, 338)
 NOSE_WINGS, MOUTH_CORNERS = (129, 358), (61, 291)
-EYE_CORNERS, EARS = ((33, 133), (263, 362)), (234, 454)
-TEMPLE_REACH_MM = 20.0   # behind the face oval's sides, where the head's outer ring lies
 
 
-def decorate(image: np.ndarray, vertices: np.ndarray, eyes, face_oval: tuple[int, ...], rng: np.random.Generator,
-             to_face_mm: Callable[[np.ndarray], np.ndarray], photo_has_glasses: bool = False) -> Glasses | None:
-    """Paint this volunteer's facial hair and age marks (in place); returns the glasses they wear.
-
-    vertices: the portrait's (478, 3) landmarks (photo axes); to_face_mm: photo points -> face frame."""
-    landmarks = vertices[:, :2]
+def decorate(image: np.ndarray, landmarks: np.ndarray, eyes, face_oval: tuple[int, ...], rng: np.random.Generator,
+             photo_has_glasses: bool = False) -> bool:
+    """Paint this volunteer's facial hair and age marks (in place); whether they wear glasses."""
     kind = FACIAL_HAIR[int(rng.choice(len(FACIAL_HAIR), p=FACIAL_HAIR_WEIGHTS))]
     hair_colour = (rng.uniform(25, 90) * rng.uniform(0.85, 1.15, 3) * (1.1, 1.0, 0.9)).astype(np.float32)
     age = rng.uniform(0, 1) ** 1.5
@@ -42,17 +32,7 @@ def decorate(image: np.ndarray, vertices: np.ndarray, eyes, face_oval: tuple[int
     if age > 0.15:
         _age_marks(image, landmarks, eyes, face_oval, age, rng)
     wears = rng.random() < GLASSES_RATE and not photo_has_glasses
-    return _glasses(vertices, rng, to_face_mm) if wears else None
-
-
-def _glasses(vertices: np.ndarray, rng: np.random.Generator, to_face_mm) -> Glasses:
-    """A pair sized to the eyes, its temples reaching the sides of the head (see simulator.glasses)."""
-    corners = [to_face_mm(vertices[list(pair)]) for pair in EYE_CORNERS]
-    centres = sorted((pair.mean(axis=0) for pair in corners), key=lambda point: point[0])
-    width = float(np.mean([np.linalg.norm(pair[1] - pair[0]) for pair in corners]))
-    ears = sorted(to_face_mm(vertices[list(EARS)]), key=lambda point: point[0])
-    ears = [ear + (0, 0, TEMPLE_REACH_MM) for ear in ears]
-    return glasses.make(rng, np.array(centres), width, np.array(ears))
+    return wears
 
 
 def _region(shape: tuple[int, int], landmarks: np.ndarray, indices, blur: float) -> np.ndarray:

@@ -113,7 +113,7 @@ class Predictor:
         patches = eye_patches([s["l_eye"] for s in samples], [s["r_eye"] for s in samples])
         return outputs.numpy().astype(np.float32), calibrations.inputs(features.numpy(), patches).astype(np.float32)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def _run_model(self, samples: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
         """The model's (n, 2) outputs and (n, F) penultimate features for `samples`."""
         tensors = {}

@@ -196,18 +196,19 @@ def make_portrait(rng: np.random.Generator) -> Portrait:
     wears_glasses = identity.decorate(image, vertices[:, :2], eyes, FACE_OVAL, rng,
                                       photo_has_glasses=name in WEARS_GLASSES)
     mm_per_px = eye_distance_mm / eye_distance
-    glasses = _glasses(vertices, centre, to_face, mm_per_px, rng) if wears_glasses else None
     ring = surround_ring(oval, mm_per_px)
-    return Portrait(image, person, _face_alpha(image.shape[:2], ring), vertices, ring, eyes, centre,
-                    to_face, mm_per_px, float(np.median(ring[-len(FACE_OVAL):, 2])),
-                    (int(x0), int(y0), int(x1), int(y1)), name, glasses)
+    portrait = Portrait(image, person, _face_alpha(image.shape[:2], ring), vertices, ring, eyes, centre,
+                        to_face, mm_per_px, float(np.median(ring[-len(FACE_OVAL):, 2])),
+                        (int(x0), int(y0), int(x1), int(y1)), name)
+    if wears_glasses:
+        portrait.glasses = _glasses(portrait, rng)
+    return portrait
 
 
-def _glasses(vertices: np.ndarray, centre: np.ndarray, to_face: np.ndarray, mm_per_px: float,
-             rng: np.random.Generator) -> Glasses:
+def _glasses(portrait: Portrait, rng: np.random.Generator) -> Glasses:
     """A pair sized to the eyes, its temples reaching the sides of the head (simulator.glasses)."""
     def face_mm(indices) -> np.ndarray:
-        return (vertices[list(indices)] - centre) @ to_face.T * mm_per_px
+        return portrait.face_mm(portrait.vertices[list(indices)])
     corners = [face_mm(spec["corners"]) for spec in EYES.values()]
     centres = sorted((pair.mean(axis=0) for pair in corners), key=lambda point: point[0])
     width = float(np.mean([np.linalg.norm(pair[1] - pair[0]) for pair in corners]))

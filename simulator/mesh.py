@@ -136,14 +136,22 @@ class MeshRender:
 
     def value_at(self, points: np.ndarray, column: int, outside: float = np.inf) -> np.ndarray:
         """(N,) value `column` at (N, 2) frame px (nearest pixel); `outside` where no triangle is."""
-        x0, y0, x1, y1 = self.box
-        x = np.rint(points[:, 0]).astype(np.int64) - x0
-        y = np.rint(points[:, 1]).astype(np.int64) - y0
-        found = np.full(len(points), outside, np.float32)
-        inside = (x >= 0) & (x < x1 - x0) & (y >= 0) & (y < y1 - y0)
-        inside[inside] = self.covered[y[inside], x[inside]]
-        found[inside] = self.values[y[inside], x[inside], column]
-        return found
+        return nearest(self.values[..., column], points - self.box[:2], outside, self.covered)
+
+
+def nearest(image: np.ndarray, points: np.ndarray, outside: float = np.inf,
+            valid: np.ndarray | None = None) -> np.ndarray:
+    """(N,) float32: `image` (h, w) at the pixels nearest (N, 2) points (x, y); `outside`
+    beyond its edges and, with a `valid` mask, where that is False."""
+    height, width = image.shape
+    x = np.rint(points[:, 0]).astype(np.int64)
+    y = np.rint(points[:, 1]).astype(np.int64)
+    inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
+    if valid is not None:
+        inside[inside] = valid[y[inside], x[inside]]
+    found = np.full(len(points), outside, np.float32)
+    found[inside] = image[y[inside], x[inside]]
+    return found
 
 
 def rasterise(mesh: HeadMesh, projected: np.ndarray, depth: np.ndarray, vertex_values: np.ndarray,

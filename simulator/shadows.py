@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from simulator.mesh import HeadMesh, interpolate, triangle_ids
+from simulator.mesh import HeadMesh, interpolate, nearest, triangle_ids
 
 TEXEL_MM = 0.5
 BIAS_MM = 1.0               # on a surface facing the light
@@ -43,13 +43,7 @@ class ShadowMap:
 
     def lit(self, coordinates: np.ndarray, bias_mm: np.ndarray | float = BIAS_MM) -> np.ndarray:
         """(N,) bool: nothing nearer the light at these map coordinates (from `coordinates`)."""
-        height, width = self.depth.shape
-        x = np.rint(coordinates[:, 0]).astype(np.int64)
-        y = np.rint(coordinates[:, 1]).astype(np.int64)
-        inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
-        nearest = np.full(len(coordinates), np.inf, np.float32)
-        nearest[inside] = self.depth[y[inside], x[inside]]
-        return coordinates[:, 2] <= nearest + bias_mm
+        return coordinates[:, 2] <= nearest(self.depth, coordinates[:, :2]) + bias_mm
 
 
 def light_axes(direction: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
@@ -23,7 +24,7 @@ from gazelab.schema import (CollectionSession, RawFrame, Sample, SampleImages, T
                             Volunteer, new_id, utcnow)
 from collection import reasons as reason_codes
 from collection import summary
-from collection.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized, Unsupported
+from collection.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Unauthorized, Unsupported
 from collection.reasons import ATTENTION_FAILED
 
 # The largest screens that exist (8K, in CSS px): bigger ones are refused, not sampled.
@@ -209,6 +210,17 @@ def _frame_context(db: Session, session_id: str, client_frame_id: str,
         "session_id": session_id, "client_frame_id": client_frame_id, "trial_id": trial_id}).one())
 
 
+@dataclass(frozen=True)
+class FrameUpload:
+    """One webcam frame as the page sends it: the encoded picture and what it shows."""
+    frame: bytes
+    client_frame_id: str
+    trial_id: int | None
+    target_x: float
+    target_y: float
+    captured_at: dt.datetime
+
+
 def ingest_frame(db: Session, config: Config, session: CollectionSession, *, frame: bytes,
                  client_frame_id: str, trial_id: int | None, target_x: float, target_y: float,
                  captured_at: dt.datetime) -> dict[str, Any]:
@@ -217,81 +229,129 @@ def ingest_frame(db: Session, config: Config, session: CollectionSession, *, fra
     Idempotent on (session, client_frame_id): a repeat returns the first result.
     A frame that is not a decodable image raises Unsupported and stores nothing.
     """
+    upload = FrameUpload(frame, client_frame_id, trial_id, target_x, target_y, captured_at)
+    return ingest_frames(db, config, session, [upload])[0]
+
+
+def ingest_frames(db: Session, config: Config, session: CollectionSession,
+                  uploads: list[FrameUpload]) -> list[dict[str, Any]]:
+    """`ingest_frame` for several frames of one session (a dot's, as the page sends them),
+    written in one transaction: a request, its token check and its commit cost about as much
+    as a frame's own write, so a batch pays them once. All or nothing: a frame that fails its
+    checks (off screen, another session's trial, not an image) raises, naming it, and none is
+    stored. Each frame is idempotent on its client_frame_id; repeats answer as duplicates."""
+    session_id = session.id   # kept: the row may be erased while the frames are extracted
+    screen = (session.screen_width, session.screen_height)
+    results: list[dict[str, Any] | None] = [None] * len(uploads)
+    pending: list[tuple[int, dict[str, Any], Any, bytes]] = []
+    for index, upload in enumerate(uploads):
+        try:
+            done, item = _extract_upload(db, config, session, upload)
+        except DomainError as error:
+            if len(uploads) == 1:
+                raise
+            raise type(error)(error.code, f"frame {index + 1} of {len(uploads)}: {error.message}") from None
+        if done is not None:
+            results[index] = done
+        else:
+            pending.append((index, *item))
+    # PostgreSQL may break a deadlock with an erasure or a review by rolling this write back:
+    # the extractions stand, the write runs again.
+    stored = retrying_deadlocks(db, lambda: _store(db, config, [(dict(row), e, f) for _, row, e, f in pending], screen))
+    for (index, *_), result in zip(pending, stored):
+        results[index] = result
+    return results
+
+
+def _extract_upload(db: Session, config: Config, session: CollectionSession, upload: FrameUpload):
+    """(the earlier result of a repeated frame, None) or (None, (row, extraction, frame))."""
     from collection.extraction import extract
 
-    session_id = session.id   # kept: the row may be erased while the frame is extracted
-    previous_id, trial_session, attention_passed = _frame_context(db, session_id, client_frame_id, trial_id)
+    session_id = session.id
+    previous_id, trial_session, attention_passed = _frame_context(
+        db, session_id, upload.client_frame_id, upload.trial_id)
     if previous_id is not None:
-        return _already_received(db.get(Sample, previous_id))
-    check_target(session, target_x, target_y)
-    if trial_id is not None and trial_session != session_id:
-        raise NotFound("unknown_trial", f"no trial {trial_id} in this session")
+        return _already_received(db.get(Sample, previous_id)), None
+    check_target(session, upload.target_x, upload.target_y)
+    if upload.trial_id is not None and trial_session != session_id:
+        raise NotFound("unknown_trial", f"no trial {upload.trial_id} in this session")
 
-    extraction = extract(frame, config)
+    extraction = extract(upload.frame, config)
     if extraction.reasons == ["bad_image"]:
         raise Unsupported("not_an_image", extraction.message)
     reasons = list(extraction.reasons)
     status = extraction.status
     if attention_passed is False:
         status, reasons = "rejected", reasons + [ATTENTION_FAILED]
-
-    screen = (session.screen_width, session.screen_height)
-    row = dict(session_id=session_id, volunteer_id=session.volunteer_id, trial_id=trial_id,
-               client_frame_id=client_frame_id, captured_at=captured_at, target_x=target_x,
-               target_y=target_y, status=status, reasons=reason_codes.join(reasons))
-    # PostgreSQL may break a deadlock with an erasure or a review by rolling this write back:
-    # the extraction stands, the write runs again.
-    return retrying_deadlocks(db, lambda: _store(db, config, extraction, frame, dict(row), screen))
+    row = dict(session_id=session_id, volunteer_id=session.volunteer_id, trial_id=upload.trial_id,
+               client_frame_id=upload.client_frame_id, captured_at=upload.captured_at,
+               target_x=upload.target_x, target_y=upload.target_y, status=status,
+               reasons=reason_codes.join(reasons))
+    return None, (row, extraction, upload.frame)
 
 
-def _store(db: Session, config: Config, extraction, frame: bytes, row: dict[str, Any],
-           screen: tuple[int, int]) -> dict[str, Any]:
-    """Write one extracted frame's sample (and crops) and its admin-summary counts in one
+def _store(db: Session, config: Config, items: list[tuple[dict[str, Any], Any, bytes]],
+           screen: tuple[int, int]) -> list[dict[str, Any]]:
+    """Write extracted frames' samples (and crops) and their admin-summary counts in one
     transaction, as Core statements: the ORM's unit of work cost more than the rest of the
     write together. (Everything else writes samples through the ORM, whose flush hook keeps
-    the summary; here collection.summary.count_new is called instead.)"""
+    the summary; here collection.summary.count_new is called instead.) `items`: (sample
+    row, extraction, encoded frame) each."""
     from collection.extraction import encode_features
 
-    trial_id = row["trial_id"]
-    features = extraction.features
-    if features is not None:
-        row.update(yaw=features.yaw, pitch=features.pitch, roll=features.roll,
-                   frame_width=features.frame_size[0], frame_height=features.frame_size[1],
-                   quality={k: round(float(v), 5) for k, v in features.measures.items()},
-                   **dict(zip(("face_x", "face_y", "face_w", "face_h"), map(float, features.face_box))))
     # The trial's attention outcome, read once where it is final: on PostgreSQL before the
     # insert, locking the trial's row before any admin-summary row (record_attention takes
     # them in the same order, so the two cannot deadlock); on SQLite after the insert, when
     # our write holds the whole database.
-    locks_rows = trial_id is not None and db.get_bind().dialect.name != "sqlite"
+    locks_rows = db.get_bind().dialect.name != "sqlite"
+    results = []
     try:
         db.flush()   # the session's last activity (authorize's touch), written first as before
-        if locks_rows and _attention_failed_since(db, trial_id):
-            _reject_row(row)
         connection = db.connection()
-        sample_id = connection.execute(INSERT_SAMPLE, row).scalar_one()
-        if trial_id is not None and not locks_rows and _attention_failed_since(db, trial_id):
-            _reject_row(row)
-            connection.execute(update(SAMPLES).where(SAMPLES.c.id == sample_id),
-                               {"status": row["status"], "reasons": row["reasons"]})
-        if features is not None:
-            connection.execute(INSERT_IMAGES, {
-                "sample_id": sample_id, "format": config.extraction.crop_format, **encode_features(features, config)})
-        if config.server.store_raw_frames:
-            connection.execute(INSERT_RAW_FRAME, {"sample_id": sample_id, "jpeg": frame})
-        summary.count_new(db, row, screen)
+        failed: dict[int, bool] = {}
+
+        def attention_failed(trial_id: int) -> bool:   # read once per trial and transaction
+            if trial_id not in failed:
+                failed[trial_id] = _attention_failed_since(db, trial_id)
+            return failed[trial_id]
+
+        for row, extraction, frame in items:
+            trial_id, features = row["trial_id"], extraction.features
+            if features is not None:
+                row.update(yaw=features.yaw, pitch=features.pitch, roll=features.roll,
+                           frame_width=features.frame_size[0], frame_height=features.frame_size[1],
+                           quality={k: round(float(v), 5) for k, v in features.measures.items()},
+                           **dict(zip(("face_x", "face_y", "face_w", "face_h"), map(float, features.face_box))))
+            if locks_rows and trial_id is not None and attention_failed(trial_id):
+                _reject_row(row)
+            sample_id = connection.execute(INSERT_SAMPLE, row).scalar_one()
+            if not locks_rows and trial_id is not None and attention_failed(trial_id):
+                _reject_row(row)
+                connection.execute(update(SAMPLES).where(SAMPLES.c.id == sample_id),
+                                   {"status": row["status"], "reasons": row["reasons"]})
+            if features is not None:
+                connection.execute(INSERT_IMAGES, {
+                    "sample_id": sample_id, "format": config.extraction.crop_format,
+                    **encode_features(features, config)})
+            if config.server.store_raw_frames:
+                connection.execute(INSERT_RAW_FRAME, {"sample_id": sample_id, "jpeg": frame})
+            results.append(_result(sample_id, row["status"], row["reasons"], extraction.message, duplicate=False))
+        summary.count_new(db, [row for row, _, _ in items], screen)
         db.commit()
     except (IntegrityError, StaleDataError):
         # The same frame arrived twice at once (the other request stored it first), or
-        # the volunteer was erased while this frame was being extracted.
+        # the volunteer was erased while these frames were being extracted.
         db.rollback()
+        if len(items) > 1:   # sort out which: each on its own
+            return [_store(db, config, [item], screen)[0] for item in items]
+        row = items[0][0]
         previous = _existing(db, row["session_id"], row["client_frame_id"])
         if previous is not None:
-            return _already_received(previous)
+            return [_already_received(previous)]
         if db.get(CollectionSession, row["session_id"]) is None:
             raise NotFound("unknown_session", "this session was deleted; the frame was not stored") from None
         raise
-    return _result(sample_id, row["status"], row["reasons"], extraction.message, duplicate=False)
+    return results
 
 
 def _reject_row(row: dict[str, Any]) -> None:

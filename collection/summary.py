@@ -154,11 +154,12 @@ def apply(db: Session, deltas: Deltas) -> None:
     _upsert(db, SampleCellCount, ("row", "col"), deltas.cells)
 
 
-def count_new(db: Session, sample: dict[str, Any], screen: tuple[int, int]) -> None:
-    """Count one sample inserted without the ORM (`sample`: its COUNTED columns, and more),
-    taken on a session's `screen`, in the caller's transaction."""
+def count_new(db: Session, samples: list[dict[str, Any]], screen: tuple[int, int]) -> None:
+    """Count samples inserted without the ORM (each: its COUNTED columns, and more), taken
+    on one session's `screen`, in the caller's transaction."""
     deltas = Deltas()
-    deltas.add(sample, screen, 1)
+    for sample in samples:
+        deltas.add(sample, screen, 1)
     apply(db, deltas)
 
 

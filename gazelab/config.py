@@ -129,6 +129,7 @@ SPEC: dict[str, dict[str, Key]] = {
         "fixation_delay_ms": _int(0, 10_000),
         "capture_window_ms": _int(50, 20_000),
         "capture_fps": _float(0.5, 60),
+        "upload_batch_frames": _int(1, 64),
         "attention_ms": _int(100, 20_000),
         "pursuit": _bool(),
         "pursuit_seconds": _int(1, 3600),

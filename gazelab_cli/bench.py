@@ -20,11 +20,13 @@ def bench() -> None:
 @click.option("--url", default=None, help="A running server to target (default: start one).")
 @click.option("--database-url", default=None, help="Database of the started server (default SQLite).")
 @click.option("--web-workers", type=int, default=None, help="gunicorn workers of the started server.")
+@click.option("--batch", type=click.IntRange(1, 64), default=None,
+              help="Most frames per request (default: [collection] upload_batch_frames, as the page; 1: one by one).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (the default output).")
-def bench_ingest(volunteers, seconds, fps, url, database_url, web_workers, as_json) -> None:
+def bench_ingest(volunteers, seconds, fps, url, database_url, web_workers, batch, as_json) -> None:
     """Simulated volunteers upload real JPEG frames over loopback; prints throughput and latency."""
     from gazelab_cli.benchmarks.ingest import bench_ingest as run
-    click.echo(json.dumps(run(volunteers, seconds, fps, url, database_url, web_workers)))
+    click.echo(json.dumps(run(volunteers, seconds, fps, url, database_url, web_workers, batch)))
 
 
 @bench.command("extract")

@@ -35,7 +35,9 @@ def web_command(config: Config, port: int | None = None) -> list[str]:
     return [_bin("gunicorn"), "--workers", str(config.server.web_workers),
             "--worker-class", "gthread", "--threads", str(WEB_THREADS),
             "--bind", f"{config.server.host}:{port or config.server.port}",
-            "--timeout", "60", "--graceful-timeout", "5", "--access-logfile", "-",
+            # keep-alive 5 s, not 2: the page sends a dot's frames every ~3 s, and a request
+            # written into a connection the server just closed as idle fails (a broken pipe)
+            "--timeout", "60", "--graceful-timeout", "5", "--keep-alive", "5", "--access-logfile", "-",
             "--access-logformat", '%(h)s "%(r)s" %(s)s %(b)s %(M)sms',
             "webapp:create_app()"]
 

@@ -40,6 +40,17 @@ def upload(client, created, jpeg: bytes, *, trial_id=None, frame_id=None, x=640.
                        headers=auth(created), content_type="multipart/form-data")
 
 
+def upload_batch(client, created, jpegs: list[bytes], metas: list | None = None, *, trial_id=None,
+                 x=640.0, y=360.0, extra_fields: dict | None = None):
+    metas = metas if metas is not None else [
+        {"client_frame_id": uuid.uuid4().hex, "trial_id": trial_id, "target_x": x, "target_y": y,
+         "captured_at": NOW} for _ in jpegs]
+    data = {"frame": [(io.BytesIO(data), f"f{i}.jpg", "image/jpeg") for i, data in enumerate(jpegs)],
+            "meta": json.dumps(metas), **(extra_fields or {})}
+    return client.post(f"/api/v1/sessions/{created['session_id']}/frames/batch", data=data,
+                       headers=auth(created), content_type="multipart/form-data")
+
+
 def count(gz, model) -> int:
     with session_scope(gz.config.database_url) as db:
         return db.scalar(select(func.count()).select_from(model))
@@ -241,6 +252,88 @@ def test_bad_frame_uploads_write_nothing(client, gz, face_jpeg):
     assert count(gz, Sample) == 0 and count(gz, SampleImages) == 0
 
 
+def test_a_batch_of_frames_is_stored_together_and_idempotent_per_frame(client, gz, face_jpeg):
+    created = new_session(client)
+    sid = created["session_id"]
+    trial_id = client.post(f"/api/v1/sessions/{sid}/trials", headers=auth(created), json={
+        "kind": "collection", "target_x": 100, "target_y": 700, "shown_at": NOW}).json["trial_id"]
+    dark = jpeg(np.full((480, 640, 3), 90, np.uint8))
+    metas = [{"client_frame_id": f"batch-frame-{i}", "trial_id": trial_id, "target_x": 100,
+              "target_y": 700, "captured_at": NOW} for i in range(3)]
+    response = upload_batch(client, created, [face_jpeg, dark, face_jpeg], metas)
+    assert response.status_code == 201, response.json
+    results = response.json["results"]
+    assert [r["status"] for r in results] == ["accepted", "rejected", "accepted"]
+    assert "no_face" in results[1]["reasons"] and not any(r["duplicate"] for r in results)
+    with session_scope(gz.config.database_url) as db:
+        stored = db.scalars(select(Sample).where(Sample.session_id == sid).order_by(Sample.id)).all()
+        assert [s.client_frame_id for s in stored] == [m["client_frame_id"] for m in metas]
+        assert [s.id for s in stored] == [r["sample_id"] for r in results]
+        assert all(s.trial_id == trial_id and s.target_y == 700 for s in stored)
+        assert db.scalar(select(func.count()).select_from(SampleImages)
+                         .where(SampleImages.sample_id.in_([s.id for s in stored]))) == 2   # no face, no crops
+    # the same batch again: every frame a duplicate, answered as first stored; one new frame among old ones
+    again = upload_batch(client, created, [face_jpeg, dark, face_jpeg], metas)
+    assert again.status_code == 200 and again.json["results"] == [{**r, "message": "already received",
+                                                                  "duplicate": True} for r in results]
+    mixed = upload_batch(client, created, [face_jpeg, face_jpeg], [metas[0], {**metas[0], "client_frame_id": "batch-frame-9"}])
+    assert mixed.status_code == 201
+    assert [r["duplicate"] for r in mixed.json["results"]] == [True, False]
+    summary = client.get(f"/api/v1/sessions/{sid}", headers=auth(created)).json
+    assert summary["counts"] == {"accepted": 3, "rejected": 1, "flagged": 0}
+
+
+def test_a_failed_attention_check_rejects_a_batch_of_its_frames(client, gz, face_jpeg):
+    created = new_session(client)
+    sid = created["session_id"]
+    trial_id = client.post(f"/api/v1/sessions/{sid}/trials", headers=auth(created), json={
+        "kind": "collection", "target_x": 10, "target_y": 10, "shown_at": NOW}).json["trial_id"]
+    client.patch(f"/api/v1/sessions/{sid}/trials/{trial_id}", headers=auth(created),
+                 json={"attention_letter": "L", "attention_answer": None})
+    response = upload_batch(client, created, [face_jpeg] * 4, trial_id=trial_id)
+    assert response.status_code == 201
+    assert all(r["status"] == "rejected" and "attention_failed" in r["reasons"] for r in response.json["results"])
+    summary = client.get(f"/api/v1/sessions/{sid}", headers=auth(created)).json
+    assert summary["counts"]["rejected"] == 4 and summary["attention_failed"] == 1
+
+
+def test_bad_batches_write_nothing_and_name_the_frame(client, gz, face_jpeg):
+    created = new_session(client)
+    sid = created["session_id"]
+    limit = gz.config.collection.upload_batch_frames
+
+    def meta(i, **changes):
+        return {"client_frame_id": f"bad-batch-{i}", "trial_id": None, "target_x": 10, "target_y": 10,
+                "captured_at": NOW, **changes}
+    good = [face_jpeg, face_jpeg, face_jpeg]
+    cases = {
+        "not_an_image": upload_batch(client, created, [face_jpeg, b"not an image", face_jpeg],
+                                     [meta(0), meta(1), meta(2)]),
+        "target_off_screen": upload_batch(client, created, good, [meta(0), meta(1), meta(2, target_x=5000)]),
+        "unknown_trial": upload_batch(client, created, good, [meta(0), meta(1, trial_id=999999), meta(2)]),
+        "duplicate_frame_id": upload_batch(client, created, good, [meta(0), meta(1), meta(0)]),
+        "invalid_body": upload_batch(client, created, good, [meta(0), meta(1)]),               # 2 metas, 3 frames
+        "missing_field": upload_batch(client, created, good, [meta(0), meta(1), {"client_frame_id": "x2345678"}]),
+        "too_many_frames": upload_batch(client, created, [face_jpeg] * (limit + 1)),
+        "empty_frame": upload_batch(client, created, [face_jpeg, b""], [meta(0), meta(1)]),
+        "unknown_field": upload_batch(client, created, good, extra_fields={"evil": "1"}),
+        "invalid_json": client.post(f"/api/v1/sessions/{sid}/frames/batch", headers=auth(created),
+                                    content_type="multipart/form-data",
+                                    data={"frame": (io.BytesIO(face_jpeg), "f.jpg"), "meta": "[{oops"}),
+    }
+    for code, response in cases.items():
+        assert 400 <= response.status_code < 500 and response.json["error"] == code, (code, response.json)
+    assert "frame 2 of 3" in cases["not_an_image"].json["message"]
+    assert "frame 3 of 3" in cases["target_off_screen"].json["message"]
+    assert "meta[2]" in cases["missing_field"].json["message"]
+    # two frames sent to the one-frame endpoint
+    two = client.post(f"/api/v1/sessions/{sid}/frames", headers=auth(created), content_type="multipart/form-data",
+                      data={"frame": [(io.BytesIO(face_jpeg), "a.jpg"), (io.BytesIO(face_jpeg), "b.jpg")],
+                            "meta": json.dumps(meta(5))})
+    assert two.status_code == 422 and two.json["error"] == "too_many_frames"
+    assert count(gz, Sample) == 0 and count(gz, SampleImages) == 0
+
+
 def test_oversized_body_is_refused(client, gz):
     created = new_session(client)
     big = b"\xff\xd8" + b"0" * (gz.config.server.max_upload_bytes + 10)
@@ -258,6 +351,12 @@ def test_rate_limit_answers_429_with_retry_after(gz, face_jpeg):
     statuses = [upload(client, created, face_jpeg) for _ in range(3)]
     assert [r.status_code for r in statuses[:2]] == [201, 201]
     assert statuses[2].status_code == 429 and int(statuses[2].headers["Retry-After"]) >= 1
+    # a batch takes one token per frame: two frames wait for two tokens (10 s at 0.2/s)
+    other = new_session(client)
+    assert upload_batch(client, other, [face_jpeg, face_jpeg]).status_code == 201
+    limited = upload_batch(client, other, [face_jpeg])
+    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 4
+    assert count(gz, Sample) == 4
 
 
 def test_main_flow_on_every_database(gz_any, face_jpeg):
@@ -267,8 +366,12 @@ def test_main_flow_on_every_database(gz_any, face_jpeg):
     assert upload(client, created, face_jpeg, frame_id="same-frame-1").status_code == 201
     assert upload(client, created, face_jpeg, frame_id="same-frame-1").json["duplicate"] is True
     assert upload(client, created, b"garbage").status_code == 415
+    trial_id = client.post(f"/api/v1/sessions/{created['session_id']}/trials", headers=auth(created), json={
+        "kind": "collection", "target_x": 640, "target_y": 360, "shown_at": NOW}).json["trial_id"]
+    batch = upload_batch(client, created, [face_jpeg] * 3, trial_id=trial_id)
+    assert batch.status_code == 201 and [r["status"] for r in batch.json["results"]] == ["accepted"] * 3
     deleted = client.delete(f"/api/v1/volunteers/{created['volunteer_id']}", headers=auth(created))
-    assert deleted.json["deleted"]["samples"] == 1
+    assert deleted.json["deleted"]["samples"] == 4
     assert count(gz_any, Sample) == 0 and count(gz_any, Volunteer) == 0
 
 

@@ -94,6 +94,30 @@ def test_frame_upload_never_fails_server_side(client, gz, meta, frame):
     assert _counts(gz.config.database_url) == before
 
 
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(meta=st.one_of(st.text(max_size=60), json_values().map(__import__("json").dumps),
+                      st.lists(st.fixed_dictionaries({
+                          "client_frame_id": st.sampled_from(["frame-aaaa-1", "frame-aaaa-2", "x"]),
+                          "target_x": st.floats(-10, 2000), "target_y": st.floats(-10, 2000),
+                          "captured_at": st.sampled_from(["2026-11-21T10:00:00Z", "soon"])}),
+                          max_size=4).map(__import__("json").dumps)),
+       frames=st.lists(st.binary(max_size=600), max_size=4))
+def test_batch_upload_never_fails_server_side(client, gz, meta, frames):
+    import io
+    created = client.post("/api/v1/sessions", json={
+        "consent": True, "consent_version": "2026-11", "screen_width": 800, "screen_height": 600,
+        "device_pixel_ratio": 1}).json
+    before = _counts(gz.config.database_url)
+    response = client.post(f"/api/v1/sessions/{created['session_id']}/frames/batch",
+                           data={"frame": [(io.BytesIO(f), f"f{i}.jpg") for i, f in enumerate(frames)],
+                                 "meta": meta},
+                           content_type="multipart/form-data",
+                           headers={"Authorization": f"Bearer {created['upload_token']}"})
+    assert 400 <= response.status_code < 500, response.json
+    assert response.json["error"] and response.json["message"]
+    assert _counts(gz.config.database_url) == before
+
+
 def test_schemathesis_finds_no_server_errors(app, api_session):
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]

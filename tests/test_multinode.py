@@ -101,12 +101,14 @@ def test_two_nodes_share_database_redis_and_blob_store(cluster, s3_server):
     _, s3 = s3_server
     consent = nodes[0].config.server.consent_version
 
-    # ---- collect: four virtual volunteers, two through each web server ----
+    # ---- collect: four virtual volunteers, two through each web server (one of each pair
+    # sends a dot's frames in batches of 4, the other one by one) ----
     frames = render_frames(4, per_volunteer=20, seed=3)
     stats = [VolunteerStats() for _ in frames]
     start_at = time.time() + 0.5
     threads = [threading.Thread(target=run_volunteer, args=(webs[i % 2].url, consent, frames[i], 10.0, 3.0,
-                                                            start_at, stats[i])) for i in range(4)]
+                                                            start_at, stats[i], 1 if i < 2 else 4))
+               for i in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -52,7 +52,7 @@ FRAME_META_FIELDS = {
     "target_y": Field("number", lo=0, hi=MAX_SCREEN),
     "captured_at": Field("datetime"),
 }
-SETTINGS_KEYS = ("target_radius", "fixation_delay_ms", "capture_window_ms", "capture_fps",
+SETTINGS_KEYS = ("target_radius", "fixation_delay_ms", "capture_window_ms", "capture_fps", "upload_batch_frames",
                  "attention_ms", "dots_per_session", "pursuit", "pursuit_seconds", "validation_points",
                  "target_speed", "skip_frames", "record_frame_rate", "avg_window_length")
 
@@ -63,18 +63,28 @@ def _session(session_id: str, write: bool = False):
 
 
 def _frame_file(allowed_fields: set[str]) -> bytes:
+    files = _frame_files(allowed_fields)
+    if len(files) > 1:
+        raise ApiError(422, "too_many_frames", "send one multipart field 'frame' (several: POST …/frames/batch)")
+    return files[0]
+
+
+def _frame_files(allowed_fields: set[str]) -> list[bytes]:
+    """The multipart 'frame' fields' bytes, in order (at least one, none empty)."""
     if request.mimetype != "multipart/form-data":
         raise ApiError(415, "unsupported_media_type", "send the frame as multipart/form-data")
     extra = sorted((set(request.form) | set(request.files)) - allowed_fields)
     if extra:
         raise ApiError(422, "unknown_field", f"unknown multipart field(s): {', '.join(extra)[:200]}")
-    upload = request.files.get("frame")
-    if upload is None:
+    uploads = request.files.getlist("frame")
+    if not uploads:
         raise ApiError(422, "missing_field", "multipart field 'frame' (the JPEG image) is missing")
-    data = upload.read()
-    if not data:
-        raise ApiError(422, "empty_frame", "the frame is empty")
-    return data
+    frames = [upload.read() for upload in uploads]
+    for number, data in enumerate(frames, 1):
+        if not data:
+            raise ApiError(422, "empty_frame", "the frame is empty" if len(frames) == 1
+                           else f"frame {number} of {len(frames)} is empty")
+    return frames
 
 
 def _limited(wait: int | None, what: str) -> None:
@@ -83,8 +93,8 @@ def _limited(wait: int | None, what: str) -> None:
                        headers={"Retry-After": str(wait)})
 
 
-def _rate_limit(session_id: str) -> None:
-    _limited(ratelimit.upload_wait(get_config(), session_id), "frames")
+def _rate_limit(session_id: str, frames: int = 1) -> None:
+    _limited(ratelimit.upload_wait(get_config(), session_id, frames), "frames")
 
 
 @bp.get("/openapi.json")
@@ -103,6 +113,7 @@ def create_session():
         device_pixel_ratio=fields["device_pixel_ratio"], mm_per_px=fields["mm_per_px"],
         user_agent=fields["user_agent"] or request.headers.get("User-Agent", ""))
     settings = {key: getattr(config.collection, key) for key in SETTINGS_KEYS}
+    settings["max_upload_bytes"] = config.server.max_upload_bytes
     return jsonify(session_id=session.id, volunteer_id=session.volunteer_id, upload_token=token,
                    deletion_code=f"{session.volunteer_id}.{token}", settings=settings), 201
 
@@ -183,6 +194,29 @@ def upload_frame(session_id: str):
     _rate_limit(session_id)
     result = ingest.ingest_frame(get_db(), get_config(), session, frame=data, **meta)
     return jsonify(result), 200 if result["duplicate"] else 201
+
+
+@bp.post("/sessions/<session_id>/frames/batch")
+def upload_frames(session_id: str):
+    """Several frames in one request: `meta` a JSON array with one object per `frame` field,
+    in the same order. Answers {"results": [...]}, one per frame, as /frames answers one."""
+    session = _session(session_id, write=True)
+    frames = _frame_files({"frame", "meta"})
+    limit = get_config().collection.upload_batch_frames
+    if len(frames) > limit:
+        raise ApiError(422, "too_many_frames", f"{len(frames)} frames in one request; at most {limit}")
+    if "meta" not in request.form:
+        raise ApiError(422, "missing_field", "multipart field 'meta' (a JSON array) is missing")
+    metas = parse_json_text("meta", request.form["meta"])
+    if not isinstance(metas, list) or len(metas) != len(frames):
+        raise ApiError(400, "invalid_body", f"'meta' must be a JSON array of {len(frames)} objects, one per frame")
+    metas = [parse_fields(meta, FRAME_META_FIELDS, f"meta[{index}]") for index, meta in enumerate(metas)]
+    if len({meta["client_frame_id"] for meta in metas}) < len(metas):
+        raise ApiError(422, "duplicate_frame_id", "two frames of the batch share a client_frame_id")
+    _rate_limit(session_id, len(frames))
+    uploads = [ingest.FrameUpload(frame, **meta) for frame, meta in zip(frames, metas)]
+    results = ingest.ingest_frames(get_db(), get_config(), session, uploads)
+    return jsonify(results=results), 200 if all(result["duplicate"] for result in results) else 201
 
 
 @bp.get("/sessions/<session_id>/next-targets")

@@ -63,6 +63,11 @@ def openapi_document() -> dict[str, Any]:
         "properties": {"frame": {"type": "string", "format": "binary"},
                        "meta": {"$ref": "#/components/schemas/FrameMeta"}}},
         "encoding": {"frame": {"contentType": "image/jpeg"}, "meta": {"contentType": "application/json"}}}}
+    frames_and_metas = {"multipart/form-data": {"schema": {
+        "type": "object", "required": ["frame", "meta"], "additionalProperties": False,
+        "properties": {"frame": {"type": "array", "minItems": 1, "items": {"type": "string", "format": "binary"}},
+                       "meta": {"type": "array", "items": {"$ref": "#/components/schemas/FrameMeta"}}}},
+        "encoding": {"frame": {"contentType": "image/jpeg"}, "meta": {"contentType": "application/json"}}}}
     return {
         "openapi": "3.0.3",
         "info": {"title": "GazeLab collection API", "version": "1"},
@@ -93,6 +98,11 @@ def openapi_document() -> dict[str, Any]:
                 "Upload one webcam frame; answers the extraction verdict",
                 {"201": _json("SampleResult", "stored"), "200": _json("SampleResult", "duplicate")},
                 frame_and_meta, [SESSION_ID])},
+            "/sessions/{session_id}/frames/batch": {"post": _op(
+                "Upload several webcam frames (at most [collection] upload_batch_frames), each "
+                "`frame` field with the `meta` array's object of the same place; all are stored or none",
+                {"201": _json("SampleResults", "stored"), "200": _json("SampleResults", "all duplicates")},
+                frames_and_metas, [SESSION_ID])},
             "/sessions/{session_id}/next-targets": {"get": _op(
                 "Next dot positions (CSS px)", {"200": _json("Targets")},
                 params=[SESSION_ID,
@@ -178,6 +188,8 @@ def openapi_document() -> dict[str, Any]:
                                              "target_x": NUMBER, "target_y": NUMBER,
                                              "captured_at": DATETIME}},
                 "SampleResult": SAMPLE_RESULT,
+                "SampleResults": {"type": "object", "required": ["results"],
+                                  "properties": {"results": {"type": "array", "items": SAMPLE_RESULT}}},
                 "Summary": SUMMARY,
                 "Targets": {"type": "object", "required": ["targets", "sampler"],
                             "properties": {"sampler": {"type": "string"},

@@ -11,14 +11,14 @@ import time
 from gazelab import broker
 from gazelab.config import Config
 
-# KEYS[1] bucket; ARGV: rate/s, burst, now → {allowed 0/1, seconds to wait}
+# KEYS[1] bucket; ARGV: rate/s, burst, now, tokens to take → {allowed 0/1, seconds to wait}
 _BUCKET = """
-local rate, burst, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local rate, burst, now, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
 local tokens, at = tonumber(state[1]) or burst, tonumber(state[2]) or now
 tokens = math.min(burst, tokens + (now - at) * rate)
 local allowed, wait = 0, 0
-if tokens >= 1 then tokens = tokens - 1; allowed = 1 else wait = (1 - tokens) / rate end
+if tokens >= cost then tokens = tokens - cost; allowed = 1 else wait = (cost - tokens) / rate end
 redis.call('HSET', KEYS[1], 'tokens', tokens, 'at', now)
 redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 5)
 return {allowed, tostring(wait)}
@@ -27,24 +27,25 @@ return {allowed, tostring(wait)}
 _clients: dict[str, object] = {}
 
 
-def retry_after(config: Config, key: str, per_second: float, burst: int) -> int | None:
-    """Take one token from bucket `key`: None when the request may go ahead, else the
-    seconds to wait (for Retry-After).
+def retry_after(config: Config, key: str, per_second: float, burst: int, cost: int = 1) -> int | None:
+    """Take `cost` tokens (at most `burst`) from bucket `key`: None when the request may go
+    ahead, else the seconds to wait (for Retry-After).
 
     Fails open: when the broker cannot be reached, nothing is blocked.
     """
     url = broker.broker_url(config)
     try:
         client = _clients.get(url) or _clients.setdefault(url, broker.redis_client(url))
-        allowed, wait = client.eval(_BUCKET, 1, f"gazelab:rate:{key}", per_second, burst, time.time())
+        allowed, wait = client.eval(_BUCKET, 1, f"gazelab:rate:{key}", per_second, burst, time.time(),
+                                     min(cost, burst))
     except Exception:
         return None
     return None if int(allowed) else max(1, math.ceil(float(wait)))
 
 
-def upload_wait(config: Config, session_id: str) -> int | None:
+def upload_wait(config: Config, session_id: str, frames: int = 1) -> int | None:
     return retry_after(config, f"frames:{session_id}", config.server.rate_limit_per_second,
-                       config.server.rate_limit_burst)
+                       config.server.rate_limit_burst, frames)
 
 
 def new_session_wait(config: Config, ip: str) -> int | None:

@@ -1,9 +1,13 @@
 """`gazelab bench ingest`: simulated volunteers upload real JPEG frames over loopback.
 
 Each volunteer is a thread with its own collection session that shows a dot per second
-(a trial) and uploads frames on a fixed schedule (`fps` each) — open loop, so a slow server
-shows up as latency, not as a slower schedule. Failed uploads are retried (as the page
-does); a frame that never gets a 2xx is lost. Without --url, a server is started on a
+(a trial) and captures frames on a fixed schedule (`fps` each) — open loop, so a slow server
+shows up as latency, not as a slower schedule; the volunteers' dots start spread over one
+second, as people who started at different times. As the page does, a dot's frames go together
+once its last is captured, at most `batch` in a request (POST …/frames/batch; default
+[collection] upload_batch_frames, as the page; `batch` 1: each frame on its own as soon as it
+is captured, POST …/frames). Latencies are per request. Failed uploads are retried (as the
+page does); a frame that never gets a 2xx is lost. Without --url, a server is started on a
 fresh data folder: gunicorn as in `gazelab up`, plus the embedded Redis for rate limits.
 
 The floor: before the load starts, the same frames are decoded and run through Face Mesh
@@ -63,7 +67,7 @@ def _post(http: requests.Session, url: str, **kwargs) -> requests.Response:
 
 
 def run_volunteer(base: str, consent_version: str, frames: list[tuple[bytes, tuple]], fps: float,
-                  seconds: float, start_at: float, stats: VolunteerStats) -> None:
+                  seconds: float, start_at: float, stats: VolunteerStats, batch: int = 1) -> None:
     http = requests.Session()
     created = _post(http, f"{base}/api/v1/sessions", json={
         "consent": True, "consent_version": consent_version, "screen_width": SCREEN[0],
@@ -73,26 +77,31 @@ def run_volunteer(base: str, consent_version: str, frames: list[tuple[bytes, tup
     http.headers["Authorization"] = f"Bearer {created['upload_token']}"
     uploader = FrameUploader(f"{api}/frames", created["upload_token"])
     total = int(seconds * fps)
+    per_dot = max(1, int(fps))
     trial_id = None
+    captured: list[tuple[bytes, dict]] = []
     for i in range(total):
         due = start_at + i / fps
         time.sleep(max(0.0, due - time.time()))
         jpeg, (x, y) = frames[i % len(frames)]
-        if i % max(1, int(fps)) == 0:
+        if i % per_dot == 0:
             trial_id = _post(http, f"{api}/trials", json={
                 "kind": "collection", "target_x": x, "target_y": y,
                 "shown_at": _iso_now()}).json()["trial_id"]
-        meta = {"client_frame_id": uuid.uuid4().hex, "trial_id": trial_id, "target_x": x,
-                "target_y": y, "captured_at": _iso_now()}
+        captured.append((jpeg, {"client_frame_id": uuid.uuid4().hex, "trial_id": trial_id, "target_x": x,
+                                "target_y": y, "captured_at": _iso_now()}))
         stats.sent += 1
-        _upload_with_retries(uploader, jpeg, meta, stats)
+        if len(captured) == batch or (i + 1) % per_dot == 0 or i + 1 == total:
+            _upload_with_retries(uploader, captured, stats)
+            captured = []
     uploader.close()
 
 
 class FrameUploader:
-    """Frame uploads as the page sends them (multipart: meta, frame) over one keep-alive
-    connection, the body joined from bytes: the client shares this machine's cores with the
-    server, so it should cost as little as a browser elsewhere would cost them (nothing)."""
+    """Frame uploads as the page sends them (multipart: meta, frame; several at once to
+    …/frames/batch) over one keep-alive connection, the body joined from bytes: the client
+    shares this machine's cores with the server, so it should cost as little as a browser
+    elsewhere would cost them (nothing). `url`: the session's …/frames."""
 
     def __init__(self, url: str, token: str) -> None:
         parts = urlsplit(url)
@@ -102,19 +111,22 @@ class FrameUploader:
                         "Content-Type": f"multipart/form-data; boundary={self.boundary}"}
         self.connection: http.client.HTTPConnection | None = None
 
-    def body(self, jpeg: bytes, meta: dict) -> bytes:
+    def body(self, jpegs: list[bytes], meta: dict | list[dict]) -> bytes:
         b = self.boundary.encode()
+        frames = b"".join(b'\r\nContent-Disposition: form-data; name="frame"; filename="f.jpg"\r\n'
+                          + b"Content-Type: image/jpeg\r\n\r\n" + jpeg + b"\r\n--" + b for jpeg in jpegs)
         return (b"--" + b + b'\r\nContent-Disposition: form-data; name="meta"\r\n\r\n'
-                + json.dumps(meta).encode() + b"\r\n--" + b
-                + b'\r\nContent-Disposition: form-data; name="frame"; filename="f.jpg"\r\n'
-                + b"Content-Type: image/jpeg\r\n\r\n" + jpeg + b"\r\n--" + b + b"--\r\n")
+                + json.dumps(meta).encode() + b"\r\n--" + b + frames + b"--\r\n")
 
-    def post(self, jpeg: bytes, meta: dict) -> tuple[int, str | None]:
-        """(status, Retry-After); raises OSError / HTTPException when the connection fails."""
+    def post(self, frames: list[tuple[bytes, dict]]) -> tuple[int, str | None]:
+        """(status, Retry-After) of one request carrying `frames` ((jpeg, meta) each); raises
+        OSError / HTTPException when the connection fails."""
         if self.connection is None:
             self.connection = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        jpegs, metas = [jpeg for jpeg, _ in frames], [meta for _, meta in frames]
+        path, meta = (self.path, metas[0]) if len(frames) == 1 else (self.path + "/batch", metas)
         try:
-            self.connection.request("POST", self.path, self.body(jpeg, meta), self.headers)
+            self.connection.request("POST", path, self.body(jpegs, meta), self.headers)
             response = self.connection.getresponse()
             response.read()
             return response.status, response.getheader("Retry-After")
@@ -128,18 +140,19 @@ class FrameUploader:
             self.connection = None
 
 
-def _upload_with_retries(uploader: FrameUploader, jpeg, meta, stats: VolunteerStats, attempts: int = 5) -> None:
+def _upload_with_retries(uploader: FrameUploader, frames: list[tuple[bytes, dict]], stats: VolunteerStats,
+                         attempts: int = 5) -> None:
     for attempt in range(attempts):
         started = time.perf_counter()
         try:
-            status, retry_after = uploader.post(jpeg, meta)
+            status, retry_after = uploader.post(frames)
         except (OSError, http.client.HTTPException):
             stats.errors += 1
             time.sleep(0.2 * (attempt + 1))
             continue
         if status in (200, 201):
             stats.latencies_ms.append((time.perf_counter() - started) * 1000)
-            stats.stored += 1
+            stats.stored += len(frames)
             return
         if status == 429:
             stats.rate_limited += 1
@@ -147,7 +160,7 @@ def _upload_with_retries(uploader: FrameUploader, jpeg, meta, stats: VolunteerSt
             continue
         stats.errors += 1
         return
-    stats.lost += 1
+    stats.lost += len(frames)
 
 
 def _iso_now() -> str:
@@ -251,11 +264,12 @@ def warm_up(url: str, consent_version: str, frames: list[tuple[bytes, tuple]], p
 
 
 def bench_ingest(volunteers: int, seconds: float, fps: float, url: str | None,
-                 database_url: str | None, web_workers: int | None) -> dict:
+                 database_url: str | None, web_workers: int | None, batch: int | None = None) -> dict:
     import psutil
     frames = render_frames(volunteers, per_volunteer=25)
     floor = floor_ms([jpeg for per in frames for jpeg, _ in per][:100])
     cores = os.cpu_count() or 1
+    batch = batch or load_config().collection.upload_batch_frames
     stop = None
     workers = None
     server_pid = None
@@ -270,13 +284,14 @@ def bench_ingest(volunteers: int, seconds: float, fps: float, url: str | None,
         server_cpu, client_cpu = _cpu_seconds(server), sum(client.cpu_times()[:2])
         start_at = time.time() + 1.0
         threads = [threading.Thread(target=run_volunteer,
-                                    args=(url, consent_version, frames[i], fps, seconds, start_at, stats[i]))
+                                    args=(url, consent_version, frames[i], fps, seconds,
+                                          start_at + i / volunteers, stats[i], batch))
                    for i in range(volunteers)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(seconds + 120)
-        wall = time.time() - start_at
+        wall = time.time() - start_at - (volunteers - 1) / volunteers
         server_cpu = _cpu_seconds(server) - server_cpu
         client_cpu = sum(client.cpu_times()[:2]) - client_cpu
     finally:
@@ -288,7 +303,7 @@ def bench_ingest(volunteers: int, seconds: float, fps: float, url: str | None,
     per_frame = 1000 / max(stored, 1)
     return {
         "volunteers": volunteers, "seconds": seconds, "fps_per_volunteer": fps,
-        "offered_frames_per_second": volunteers * fps,
+        "offered_frames_per_second": volunteers * fps, "frames_per_request": batch,
         "database": "external" if database_url else "sqlite", "web_workers": workers,
         "frames_sent": sum(s.sent for s in stats), "frames_stored": stored,
         "frames_per_second": round(stored / wall, 2),

@@ -87,6 +87,14 @@ export class SessionApi {
     return this.call("POST", "/frames", { form });
   }
 
+  /** Several frames in one request (POST …/frames/batch); resolves with one result each. */
+  uploadFrames(jpegs, metas) {
+    const form = new FormData();
+    jpegs.forEach((jpeg, i) => form.append("frame", jpeg, `${metas[i].client_frame_id}.jpg`));
+    form.append("meta", JSON.stringify(metas));
+    return this.call("POST", "/frames/batch", { form }).then((body) => body.results);
+  }
+
   nextTargets(kind, n) {
     return this.call("GET", `/next-targets?kind=${kind}&n=${n}`);
   }

@@ -412,8 +412,8 @@ function formatTimeLeft(ms) {
 
 /** Tells the volunteer that pictures wait for the connection (they are kept and sent later). */
 function uploadNote() {
-  const offline = performance.now() - queue.lastRetryAt < OFFLINE_NOTE_MS && queue.pending > 0;
-  return offline ? ` · connection lost, ${queue.pending} pictures wait to be sent` : "";
+  const offline = performance.now() - queue.lastRetryAt < OFFLINE_NOTE_MS && queue.picturesPending > 0;
+  return offline ? ` · connection lost, ${queue.picturesPending} pictures wait to be sent` : "";
 }
 
 function showProgress({ kind, done, total, msLeft }) {
@@ -492,7 +492,7 @@ async function finish() {
   $("deletion-code").textContent = state.deletionCode;
   const sending = $("finish-sending");
   const tick = setInterval(() => {
-    sending.textContent = queue.pending ? `Sending your last pictures… ${queue.pending} to go.` : "";
+    sending.textContent = queue.pending ? `Sending your last pictures… ${queue.picturesPending} to go.` : "";
   }, 250);
   await queue.drained();
   clearInterval(tick);

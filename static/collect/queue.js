@@ -22,16 +22,23 @@ export class UploadQueue {
     this.retries = 0;
     this.lastRetryAt = -Infinity;
     this.idleWaiters = [];
+    this.picturesRunning = 0;
   }
 
   get pending() {
     return this.waiting.length + this.running;
   }
 
-  /** Add a job (an async function); resolves with its result once it has succeeded. */
-  push(job) {
+  /** Webcam pictures in the jobs not yet done (what the volunteer is told waits). */
+  get picturesPending() {
+    return this.waiting.reduce((sum, entry) => sum + entry.pictures, this.picturesRunning);
+  }
+
+  /** Add a job (an async function) carrying `pictures` webcam pictures; resolves with its
+   *  result once it has succeeded. */
+  push(job, pictures = 0) {
     return new Promise((resolve, reject) => {
-      this.waiting.push({ job, resolve, reject });
+      this.waiting.push({ job, resolve, reject, pictures });
       this.report();
       this.pump();
     });
@@ -47,8 +54,10 @@ export class UploadQueue {
     while (this.running < this.concurrency && this.waiting.length) {
       const entry = this.waiting.shift();
       this.running += 1;
+      this.picturesRunning += entry.pictures;
       this.runWithRetries(entry).finally(() => {
         this.running -= 1;
+        this.picturesRunning -= entry.pictures;
         this.report();
         this.pump();
       });

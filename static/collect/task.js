@@ -138,16 +138,31 @@ export class DotTask {
   }
 
   /** `after`: a promise the uploads wait for (the attention answer), so that the server
-   *  knows the trial's outcome before its frames arrive. */
+   *  knows the trial's outcome before its frames arrive. The frames go together, a batch
+   *  per request (at most upload_batch_frames, and well under the server's body limit):
+   *  a request's own cost on the server is paid once for them. */
   enqueueFrames(frames, trialId, after = Promise.resolve()) {
     this.onCapture(frames.length);
-    for (const { meta, jpeg } of frames) {
-      const upload = this.queue.push(async () => {
-        await after;
-        return this.api.uploadFrame(await jpeg, { ...meta, trial_id: await trialId });
-      });
-      upload.then((body) => this.onFrame(body), () => this.onFrame(null));
+    const perBatch = Math.max(1, this.settings.upload_batch_frames || 1);
+    for (let start = 0; start < frames.length; start += perBatch) {
+      this.enqueueBatch(frames.slice(start, start + perBatch), trialId, after);
     }
+  }
+
+  enqueueBatch(frames, trialId, after) {
+    const upload = this.queue.push(async () => {
+      await after;
+      const [jpegs, id] = await Promise.all([Promise.all(frames.map((f) => f.jpeg)), trialId]);
+      const metas = frames.map((f) => ({ ...f.meta, trial_id: id }));
+      const bytes = jpegs.reduce((sum, jpeg) => sum + jpeg.size, 0);
+      if (jpegs.length > 1 && bytes > 0.8 * (this.settings.max_upload_bytes || Infinity)) {
+        return Promise.all(jpegs.map((jpeg, i) => this.api.uploadFrame(jpeg, metas[i])));
+      }
+      return jpegs.length === 1 ? [await this.api.uploadFrame(jpegs[0], metas[0])]
+        : this.api.uploadFrames(jpegs, metas);
+    }, frames.length);
+    upload.then((results) => results.forEach((body) => this.onFrame(body)),
+      () => frames.forEach(() => this.onFrame(null)));
   }
 
   enqueueAnswer(trialId, letter, answer) {

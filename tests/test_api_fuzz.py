@@ -15,6 +15,12 @@ from webapp.openapi import openapi_document
 ROWS = (Volunteer, Trial, Sample)
 
 
+def _new_session(client) -> dict:
+    return client.post("/api/v1/sessions", json={
+        "consent": True, "consent_version": "2026-11", "screen_width": 800, "screen_height": 600,
+        "device_pixel_ratio": 1}).json
+
+
 def _counts(database_url: str) -> tuple[int, ...]:
     with session_scope(database_url) as db:
         return tuple(db.scalar(select(func.count()).select_from(m)) for m in ROWS)
@@ -65,9 +71,7 @@ TRIAL_KEYS = ["kind", "target_x", "target_y", "shown_at", "bogus"]
     json_values(), st.sampled_from(["collection", "2026-11-21T10:00:00Z", "calibration"]),
     st.floats(-100, 30000)), max_size=5))
 def test_trial_creation_never_fails_server_side(client, gz, body):
-    created = client.post("/api/v1/sessions", json={
-        "consent": True, "consent_version": "2026-11", "screen_width": 800, "screen_height": 600,
-        "device_pixel_ratio": 1}).json
+    created = _new_session(client)
     before = _counts(gz.config.database_url)
     response = client.post(f"/api/v1/sessions/{created['session_id']}/trials", json=body,
                            headers={"Authorization": f"Bearer {created['upload_token']}"})
@@ -81,9 +85,7 @@ def test_trial_creation_never_fails_server_side(client, gz, body):
        frame=st.binary(max_size=2000))
 def test_frame_upload_never_fails_server_side(client, gz, meta, frame):
     import io
-    created = client.post("/api/v1/sessions", json={
-        "consent": True, "consent_version": "2026-11", "screen_width": 800, "screen_height": 600,
-        "device_pixel_ratio": 1}).json
+    created = _new_session(client)
     before = _counts(gz.config.database_url)
     response = client.post(f"/api/v1/sessions/{created['session_id']}/frames",
                            data={"frame": (io.BytesIO(frame), "f.jpg"), "meta": meta},
@@ -104,9 +106,7 @@ def test_frame_upload_never_fails_server_side(client, gz, meta, frame):
        frames=st.lists(st.binary(max_size=600), max_size=4))
 def test_batch_upload_never_fails_server_side(client, gz, meta, frames):
     import io
-    created = client.post("/api/v1/sessions", json={
-        "consent": True, "consent_version": "2026-11", "screen_width": 800, "screen_height": 600,
-        "device_pixel_ratio": 1}).json
+    created = _new_session(client)
     before = _counts(gz.config.database_url)
     response = client.post(f"/api/v1/sessions/{created['session_id']}/frames/batch",
                            data={"frame": [(io.BytesIO(f), f"f{i}.jpg") for i, f in enumerate(frames)],

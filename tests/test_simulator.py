@@ -145,15 +145,23 @@ def test_leaning_away_leaves_no_face_and_inattention_looks_elsewhere():
     assert truth.inattentive and truth.looked_at != truth.target
 
 
-def test_rendering_is_fast_enough():
+def test_rendering_costs_a_few_extractions_at_most():
+    """A frame's rendering against its extraction, timed in the same run (CPU), so that the
+    bound holds on fast and slow machines alike: ~3 x here (shadows and glasses included);
+    a slip to 8 x would make the accuracy bench's rendering dominate its run."""
+    config = load_config()
     session = clean_session(3)
     session.frame((0, 0))  # portrait and landmarks are cached after the first frame
-    started = time.perf_counter()
-    for i in range(40):
-        session.frame((i * 47 % 1920, i * 29 % 1080))
-    per_frame_ms = (time.perf_counter() - started) / 40 * 1000
-    print(f"render + JPEG: {per_frame_ms:.1f} ms per frame")
-    assert per_frame_ms < 40  # ~10-12 ms on an idle core; loose for a shared machine
+    started = time.process_time()
+    jpegs = [session.frame((i * 47 % 1920, i * 29 % 1080))[0] for i in range(20)]
+    render_s = time.process_time() - started
+    extract(jpegs[0], config)
+    started = time.process_time()
+    for jpeg in jpegs:
+        extract(jpeg, config)
+    extract_s = time.process_time() - started
+    print(f"render + JPEG {render_s / 20 * 1000:.1f} ms, extraction {extract_s / 20 * 1000:.1f} ms per frame")
+    assert render_s < 8 * extract_s
 
 
 def test_sim_video_writes_y4m_with_a_findable_face(tmp_path):

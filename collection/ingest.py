@@ -13,7 +13,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import (Boolean, String, bindparam, cast, func, insert, literal_column, null, select, union_all,
+                        update)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.orm import Session
@@ -35,11 +36,16 @@ INSERT_SAMPLE = insert(SAMPLES).returning(SAMPLES.c.id)
 INSERT_IMAGES, INSERT_RAW_FRAME = insert(SampleImages.__table__), insert(RawFrame.__table__)
 ATTENTION_FOR_UPDATE = (select(TRIALS.c.attention_passed).where(TRIALS.c.id == bindparam("trial_id"))
                         .with_for_update())
-FRAME_CONTEXT = select(
-    select(SAMPLES.c.id).where(SAMPLES.c.session_id == bindparam("session_id"),
-                               SAMPLES.c.client_frame_id == bindparam("client_frame_id")).scalar_subquery(),
-    *(select(TRIALS.c[name]).where(TRIALS.c.id == bindparam("trial_id")).scalar_subquery()
-      for name in ("session_id", "attention_passed")))
+# What a batch's checks need, in one round trip: the samples already stored under its
+# client_frame_ids, and its trials' sessions and attention outcomes.
+FRAME_CONTEXT = union_all(
+    select(literal_column("'sample'").label("kind"), SAMPLES.c.client_frame_id.label("frame_id"),
+           SAMPLES.c.id.label("id"), cast(null(), String).label("session_id"), cast(null(), Boolean).label("passed"))
+    .where(SAMPLES.c.session_id == bindparam("session_id"),
+           SAMPLES.c.client_frame_id.in_(bindparam("frame_ids", expanding=True))),
+    select(literal_column("'trial'"), cast(null(), String), TRIALS.c.id, TRIALS.c.session_id,
+           TRIALS.c.attention_passed)
+    .where(TRIALS.c.id.in_(bindparam("trial_ids", expanding=True))))
 # last_activity_at is written at most this often (seconds), not on every frame.
 ACTIVITY_RESOLUTION_S = 30
 
@@ -200,16 +206,6 @@ def _existing(db: Session, session_id: str, client_frame_id: str) -> Sample | No
                                           Sample.client_frame_id == client_frame_id))
 
 
-def _frame_context(db: Session, session_id: str, client_frame_id: str,
-                   trial_id: int | None) -> tuple[int | None, str | None, bool | None]:
-    """(id of the sample already stored under this client_frame_id, the trial's session,
-    its attention outcome) in one round trip: a frame is the request the server answers
-    most, and each statement costs more in SQLAlchemy than in the database. Without a
-    trial, the trial's columns are NULL."""
-    return tuple(db.connection().execute(FRAME_CONTEXT, {
-        "session_id": session_id, "client_frame_id": client_frame_id, "trial_id": trial_id}).one())
-
-
 @dataclass(frozen=True)
 class FrameUpload:
     """One webcam frame as the page sends it: the encoded picture and what it shows."""
@@ -219,6 +215,24 @@ class FrameUpload:
     target_x: float
     target_y: float
     captured_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class FrameContext:
+    """What the checks of a batch's frames read from the database (_frame_context)."""
+    stored: dict[str, int]                          # client_frame_id → id of the sample stored under it
+    trials: dict[int, tuple[str, bool | None]]      # trial id → (its session, its attention outcome)
+
+
+def _frame_context(db: Session, session_id: str, uploads: list[FrameUpload]) -> FrameContext:
+    """The frames' earlier samples and their trials in one round trip for the whole batch:
+    frames are the requests the server answers most, and each statement costs more in
+    SQLAlchemy than in the database."""
+    rows = db.connection().execute(FRAME_CONTEXT, {
+        "session_id": session_id, "frame_ids": [u.client_frame_id for u in uploads],
+        "trial_ids": sorted({u.trial_id for u in uploads if u.trial_id is not None})}).all()
+    return FrameContext(stored={r.frame_id: r.id for r in rows if r.kind == "sample"},
+                        trials={r.id: (r.session_id, r.passed) for r in rows if r.kind == "trial"})
 
 
 def ingest_frame(db: Session, config: Config, session: CollectionSession, *, frame: bytes,
@@ -244,9 +258,10 @@ def ingest_frames(db: Session, config: Config, session: CollectionSession,
     screen = (session.screen_width, session.screen_height)
     results: list[dict[str, Any] | None] = [None] * len(uploads)
     pending: list[tuple[int, dict[str, Any], Any, bytes]] = []
+    context = _frame_context(db, session_id, uploads)
     for index, upload in enumerate(uploads):
         try:
-            done, item = _extract_upload(db, config, session, upload)
+            done, item = _extract_upload(db, config, session, upload, context)
         except DomainError as error:
             if len(uploads) == 1:
                 raise
@@ -263,13 +278,14 @@ def ingest_frames(db: Session, config: Config, session: CollectionSession,
     return results
 
 
-def _extract_upload(db: Session, config: Config, session: CollectionSession, upload: FrameUpload):
+def _extract_upload(db: Session, config: Config, session: CollectionSession, upload: FrameUpload,
+                    context: FrameContext):
     """(the earlier result of a repeated frame, None) or (None, (row, extraction, frame))."""
     from collection.extraction import extract
 
     session_id = session.id
-    previous_id, trial_session, attention_passed = _frame_context(
-        db, session_id, upload.client_frame_id, upload.trial_id)
+    previous_id = context.stored.get(upload.client_frame_id)
+    trial_session, attention_passed = context.trials.get(upload.trial_id, (None, None))
     if previous_id is not None:
         return _already_received(db.get(Sample, previous_id)), None
     check_target(session, upload.target_x, upload.target_y)

@@ -306,11 +306,16 @@ def test_bad_batches_write_nothing_and_name_the_frame(client, gz, face_jpeg):
         return {"client_frame_id": f"bad-batch-{i}", "trial_id": None, "target_x": 10, "target_y": 10,
                 "captured_at": NOW, **changes}
     good = [face_jpeg, face_jpeg, face_jpeg]
+    other = new_session(client)
+    others_trial = client.post(f"/api/v1/sessions/{other['session_id']}/trials", headers=auth(other), json={
+        "kind": "collection", "target_x": 10, "target_y": 10, "shown_at": NOW}).json["trial_id"]
     cases = {
         "not_an_image": upload_batch(client, created, [face_jpeg, b"not an image", face_jpeg],
                                      [meta(0), meta(1), meta(2)]),
         "target_off_screen": upload_batch(client, created, good, [meta(0), meta(1), meta(2, target_x=5000)]),
         "unknown_trial": upload_batch(client, created, good, [meta(0), meta(1, trial_id=999999), meta(2)]),
+        "another_sessions_trial": upload_batch(client, created, good,
+                                               [meta(0), meta(1), meta(2, trial_id=others_trial)]),
         "duplicate_frame_id": upload_batch(client, created, good, [meta(0), meta(1), meta(0)]),
         "invalid_body": upload_batch(client, created, good, [meta(0), meta(1)]),               # 2 metas, 3 frames
         "missing_field": upload_batch(client, created, good, [meta(0), meta(1), {"client_frame_id": "x2345678"}]),
@@ -321,8 +326,9 @@ def test_bad_batches_write_nothing_and_name_the_frame(client, gz, face_jpeg):
                                     content_type="multipart/form-data",
                                     data={"frame": (io.BytesIO(face_jpeg), "f.jpg"), "meta": "[{oops"}),
     }
-    for code, response in cases.items():
-        assert 400 <= response.status_code < 500 and response.json["error"] == code, (code, response.json)
+    for case, response in cases.items():
+        code = "unknown_trial" if case == "another_sessions_trial" else case
+        assert 400 <= response.status_code < 500 and response.json["error"] == code, (case, response.json)
     assert "frame 2 of 3" in cases["not_an_image"].json["message"]
     assert "frame 3 of 3" in cases["target_off_screen"].json["message"]
     assert "meta[2]" in cases["missing_field"].json["message"]

@@ -43,3 +43,5 @@ def test_bench_accuracy_reports_the_held_out_style_apart(gz):
         assert variant["held_out_style"]["zero_shot"]["volunteers"] == 1
         assert 0 < variant["parameters"] <= 2_000_000 and variant["train_samples_per_s"] > 0
     assert 0 < report["infer_ms_batch1_cpu"] and report["parameters"] == report["variants"]["gaze_ray"]["parameters"]
+    # which kind of CPU the figures came from (they reproduce to the last digit only on the same kind)
+    assert report["torch_cpu_capability"] and report["cpu_threads"] >= 1

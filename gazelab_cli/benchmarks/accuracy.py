@@ -27,7 +27,7 @@ from gazelab.config import Config
 from gazelab.db import session_scope
 from gazelab.files import SNAPSHOT_DIR, private_subdir
 from gazelab.schema import Volunteer
-from gazelab_cli.benchmarks.train import bench_config, infer_ms_per_sample, prepare_data
+from gazelab_cli.benchmarks.train import bench_config, cpu_kind, infer_ms_per_sample, prepare_data
 from simulator.demo import style_of_source
 from simulator.styles import HELD_OUT_STYLE
 from trainer.crossval import cross_validate
@@ -122,7 +122,7 @@ def run(config: Config, volunteers: int, samples: int, folds: int, seed: int, ep
         "epochs": params.epochs, "epochs_run": report["epochs_run"],
         "calibration": report["calibration"],
         "per_volunteer": [{**row, "style": styles.get(row["volunteer_id"])} for row in result["per_volunteer"]],
-        "device": device, "cpu_threads": torch.get_num_threads() if device == "cpu" else os.cpu_count(),
+        "device": device, **cpu_kind(),
         "data_s": round(data_s, 1), "data": data,
         "wall_s": round(time.perf_counter() - started, 1),
     }

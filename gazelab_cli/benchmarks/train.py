@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -56,6 +57,21 @@ def prepare_data(config: Config, source: str, volunteers: int, samples: int, see
         created = 0 if cached else insert_dataset(db, volunteers, samples, seed=seed,
                                                   calibration_frames=calibration_frames)
     return {"samples_created": created, "samples_cached": cached}
+
+
+def cpu_kind() -> dict:
+    """The CPU a training figure was measured on: the same command gives the same models to
+    the last digit on one kind of CPU, not across kinds (README, "Reproducible from scratch")."""
+    model = next((line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")), None)
+    return {"cpu_model": model, "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "cpu_threads": torch.get_num_threads()}
+
+
+def _cpuinfo() -> list[str]:
+    try:
+        return Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return []
 
 
 def infer_ms_per_sample(model, spec, stats, snapshot, repeats: int = 200, rounds: int = 5) -> float:
@@ -115,7 +131,7 @@ def run_bench(config: Config, volunteers: int, samples: int, epochs: int | None,
         "best_epoch": {name: r[0].best_epoch for name, r in results.items()},
         "train_samples_per_s": model.samples_per_s,
         "reference_train_samples_per_s": results["reference"][0].samples_per_s,
-        "device": model.device, "cpu_threads": torch.get_num_threads(),
+        "device": model.device, **cpu_kind(),
         "infer_ms_per_sample_cpu": infer_ms_per_sample(model.model.cpu(), model.spec, model.normalisation, snapshot),
         "data_s": round(data_s, 1), "data": data,
         "wall_s": round(time.perf_counter() - started, 1),

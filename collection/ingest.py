@@ -32,7 +32,12 @@ from collection.reasons import ATTENTION_FAILED
 MAX_SCREEN_WIDTH, MAX_SCREEN_HEIGHT = 7680, 4320
 SAMPLES, TRIALS = Sample.__table__, Trial.__table__
 # Built once: building a statement costs more than running it (see _store).
-INSERT_SAMPLE = insert(SAMPLES).returning(SAMPLES.c.id)
+INSERT_SAMPLES = insert(SAMPLES).returning(SAMPLES.c.id, sort_by_parameter_order=True)
+# A sample row's columns that come from the extraction (NULL where no face was measured):
+# every row of one insert must name the same columns.
+FEATURE_COLUMNS = ("yaw", "pitch", "roll", "frame_width", "frame_height", "face_x", "face_y", "face_w", "face_h")
+RESTATUS = (update(SAMPLES).where(SAMPLES.c.id == bindparam("sample_id"))
+            .values(status=bindparam("new_status"), reasons=bindparam("new_reasons")))
 INSERT_IMAGES, INSERT_RAW_FRAME = insert(SampleImages.__table__), insert(RawFrame.__table__)
 ATTENTION_FOR_UPDATE = (select(TRIALS.c.attention_passed).where(TRIALS.c.id == bindparam("trial_id"))
                         .with_for_update())
@@ -320,39 +325,29 @@ def _store(db: Session, config: Config, items: list[tuple[dict[str, Any], Any, b
     # them in the same order, so the two cannot deadlock); on SQLite after the insert, when
     # our write holds the whole database.
     locks_rows = db.get_bind().dialect.name != "sqlite"
-    results = []
+    rows = [_sample_row(row, extraction) for row, extraction, _ in items]
+    trial_ids = sorted({row["trial_id"] for row in rows if row["trial_id"] is not None})
     try:
         db.flush()   # the session's last activity (authorize's touch), written first as before
         connection = db.connection()
-        failed: dict[int, bool] = {}
-
-        def attention_failed(trial_id: int) -> bool:   # read once per trial and transaction
-            if trial_id not in failed:
-                failed[trial_id] = _attention_failed_since(db, trial_id)
-            return failed[trial_id]
-
-        for row, extraction, frame in items:
-            trial_id, features = row["trial_id"], extraction.features
-            if features is not None:
-                row.update(yaw=features.yaw, pitch=features.pitch, roll=features.roll,
-                           frame_width=features.frame_size[0], frame_height=features.frame_size[1],
-                           quality={k: round(float(v), 5) for k, v in features.measures.items()},
-                           **dict(zip(("face_x", "face_y", "face_w", "face_h"), map(float, features.face_box))))
-            if locks_rows and trial_id is not None and attention_failed(trial_id):
-                _reject_row(row)
-            sample_id = connection.execute(INSERT_SAMPLE, row).scalar_one()
-            if not locks_rows and trial_id is not None and attention_failed(trial_id):
-                _reject_row(row)
-                connection.execute(update(SAMPLES).where(SAMPLES.c.id == sample_id),
-                                   {"status": row["status"], "reasons": row["reasons"]})
-            if features is not None:
-                connection.execute(INSERT_IMAGES, {
-                    "sample_id": sample_id, "format": config.extraction.crop_format,
-                    **encode_features(features, config)})
-            if config.server.store_raw_frames:
-                connection.execute(INSERT_RAW_FRAME, {"sample_id": sample_id, "jpeg": frame})
-            results.append(_result(sample_id, row["status"], row["reasons"], extraction.message, duplicate=False))
-        summary.count_new(db, [row for row, _, _ in items], screen)
+        if locks_rows:
+            _reject_failed_attention(db, rows, trial_ids)
+        # one statement each for the samples, their crops and raw frames, however many
+        sample_ids = connection.execute(INSERT_SAMPLES, rows).scalars().all() if rows else []
+        if not locks_rows:
+            rejected = _reject_failed_attention(db, rows, trial_ids)
+            if rejected:
+                connection.execute(RESTATUS, [{"sample_id": sample_ids[i], "new_status": rows[i]["status"],
+                                               "new_reasons": rows[i]["reasons"]} for i in rejected])
+        images = [{"sample_id": sample_id, "format": config.extraction.crop_format,
+                   **encode_features(extraction.features, config)}
+                  for sample_id, (_, extraction, _) in zip(sample_ids, items) if extraction.features is not None]
+        if images:
+            connection.execute(INSERT_IMAGES, images)
+        if config.server.store_raw_frames and items:
+            connection.execute(INSERT_RAW_FRAME, [{"sample_id": sample_id, "jpeg": frame}
+                                                  for sample_id, (_, _, frame) in zip(sample_ids, items)])
+        summary.count_new(db, rows, screen)
         db.commit()
     except (IntegrityError, StaleDataError):
         # The same frame arrived twice at once (the other request stored it first), or
@@ -367,11 +362,30 @@ def _store(db: Session, config: Config, items: list[tuple[dict[str, Any], Any, b
         if db.get(CollectionSession, row["session_id"]) is None:
             raise NotFound("unknown_session", "this session was deleted; the frame was not stored") from None
         raise
-    return results
+    return [_result(sample_id, row["status"], row["reasons"], extraction.message, duplicate=False)
+            for sample_id, row, (_, extraction, _) in zip(sample_ids, rows, items)]
 
 
-def _reject_row(row: dict[str, Any]) -> None:
-    row["status"], row["reasons"] = "rejected", reason_codes.add(row["reasons"], ATTENTION_FAILED)
+def _sample_row(row: dict[str, Any], extraction) -> dict[str, Any]:
+    """The sample's row with what the extraction measured (the same columns for every row)."""
+    features = extraction.features
+    if features is None:
+        return {**row, **dict.fromkeys(FEATURE_COLUMNS), "quality": {}}
+    return {**row, "yaw": features.yaw, "pitch": features.pitch, "roll": features.roll,
+            "frame_width": features.frame_size[0], "frame_height": features.frame_size[1],
+            "quality": {k: round(float(v), 5) for k, v in features.measures.items()},
+            **dict(zip(("face_x", "face_y", "face_w", "face_h"), map(float, features.face_box)))}
+
+
+def _reject_failed_attention(db: Session, rows: list[dict[str, Any]], trial_ids: list[int]) -> list[int]:
+    """Reject the rows whose trial's attention check has failed (read once per trial, in id
+    order); returns their positions."""
+    failed = {trial_id for trial_id in trial_ids if _attention_failed_since(db, trial_id)}
+    rejected = [i for i, row in enumerate(rows) if row["trial_id"] in failed]
+    for i in rejected:
+        rows[i]["status"] = "rejected"
+        rows[i]["reasons"] = reason_codes.add(rows[i]["reasons"], ATTENTION_FAILED)
+    return rejected
 
 
 def _attention_failed_since(db: Session, trial_id: int) -> bool:

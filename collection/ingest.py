@@ -32,7 +32,9 @@ from collection.reasons import ATTENTION_FAILED
 MAX_SCREEN_WIDTH, MAX_SCREEN_HEIGHT = 7680, 4320
 SAMPLES, TRIALS = Sample.__table__, Trial.__table__
 # Built once: building a statement costs more than running it (see _store).
-INSERT_SAMPLES = insert(SAMPLES).returning(SAMPLES.c.id, sort_by_parameter_order=True)
+# Rows come back in no set order (asking SQLite for the parameters' order makes SQLAlchemy insert
+# row by row): each is matched by its client_frame_id, unique within a batch.
+INSERT_SAMPLES = insert(SAMPLES).returning(SAMPLES.c.client_frame_id, SAMPLES.c.id)
 # A sample row's columns that come from the extraction (NULL where no face was measured):
 # every row of one insert must name the same columns.
 FEATURE_COLUMNS = ("yaw", "pitch", "roll", "frame_width", "frame_height", "face_x", "face_y", "face_w", "face_h")
@@ -333,7 +335,8 @@ def _store(db: Session, config: Config, items: list[tuple[dict[str, Any], Any, b
         if locks_rows:
             _reject_failed_attention(db, rows, trial_ids)
         # one statement each for the samples, their crops and raw frames, however many
-        sample_ids = connection.execute(INSERT_SAMPLES, rows).scalars().all() if rows else []
+        ids = dict(connection.execute(INSERT_SAMPLES, rows).all()) if rows else {}
+        sample_ids = [ids[row["client_frame_id"]] for row in rows]
         if not locks_rows:
             rejected = _reject_failed_attention(db, rows, trial_ids)
             if rejected:

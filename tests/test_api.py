@@ -7,9 +7,9 @@ import uuid
 
 import numpy as np
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
-from gazelab.db import session_scope
+from gazelab.db import get_engine, session_scope
 from gazelab.schema import (CollectionSession, Sample, SampleImages, Trial, Volunteer)
 from tests.images import frame, jpeg
 
@@ -295,6 +295,31 @@ def test_a_failed_attention_check_rejects_a_batch_of_its_frames(client, gz, face
     assert all(r["status"] == "rejected" and "attention_failed" in r["reasons"] for r in response.json["results"])
     summary = client.get(f"/api/v1/sessions/{sid}", headers=auth(created)).json
     assert summary["counts"]["rejected"] == 4 and summary["attention_failed"] == 1
+
+
+def test_a_batch_costs_the_same_statements_whatever_its_size(gz_any, face_jpeg):
+    """One statement per table for a whole batch (its checks, its samples, their crops), not
+    one per frame: the database work of a request must not grow with the frames it carries."""
+    from webapp import create_app
+    client = create_app(gz_any.config).test_client()
+    created = new_session(client)
+    trial_id = client.post(f"/api/v1/sessions/{created['session_id']}/trials", headers=auth(created), json={
+        "kind": "collection", "target_x": 10, "target_y": 10, "shown_at": NOW}).json["trial_id"]
+    statements = []
+    engine = get_engine(gz_any.config.database_url)
+    listener = lambda *args: statements.append(args[2])  # noqa: E731  (conn, cursor, statement, …)
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        counts = {}
+        for size in (2, gz_any.config.collection.upload_batch_frames):
+            statements.clear()
+            response = upload_batch(client, created, [face_jpeg] * size, trial_id=trial_id)
+            assert response.status_code == 201 and len(response.json["results"]) == size
+            counts[size] = len(statements)
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    assert len(set(counts.values())) == 1, counts
+    assert count(gz_any, SampleImages) == sum(counts)
 
 
 def test_bad_batches_write_nothing_and_name_the_frame(client, gz, face_jpeg):

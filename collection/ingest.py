@@ -279,7 +279,7 @@ def ingest_frames(db: Session, config: Config, session: CollectionSession,
             pending.append((index, *item))
     # PostgreSQL may break a deadlock with an erasure or a review by rolling this write back:
     # the extractions stand, the write runs again.
-    stored = retrying_deadlocks(db, lambda: _store(db, config, [(dict(row), e, f) for _, row, e, f in pending], screen))
+    stored = retrying_deadlocks(db, lambda: _store(db, config, [(row, e, f) for _, row, e, f in pending], screen))
     for (index, *_), result in zip(pending, stored):
         results[index] = result
     return results
@@ -374,10 +374,9 @@ def _sample_row(row: dict[str, Any], extraction) -> dict[str, Any]:
     features = extraction.features
     if features is None:
         return {**row, **dict.fromkeys(FEATURE_COLUMNS), "quality": {}}
-    return {**row, "yaw": features.yaw, "pitch": features.pitch, "roll": features.roll,
-            "frame_width": features.frame_size[0], "frame_height": features.frame_size[1],
-            "quality": {k: round(float(v), 5) for k, v in features.measures.items()},
-            **dict(zip(("face_x", "face_y", "face_w", "face_h"), map(float, features.face_box)))}
+    measured = (features.yaw, features.pitch, features.roll, *features.frame_size, *map(float, features.face_box))
+    return {**row, **dict(zip(FEATURE_COLUMNS, measured)),
+            "quality": {k: round(float(v), 5) for k, v in features.measures.items()}}
 
 
 def _reject_failed_attention(db: Session, rows: list[dict[str, Any]], trial_ids: list[int]) -> list[int]:

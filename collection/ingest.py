@@ -47,11 +47,12 @@ ATTENTION_FOR_UPDATE = (select(TRIALS.c.attention_passed).where(TRIALS.c.id == b
 # client_frame_ids, and its trials' sessions and attention outcomes.
 FRAME_CONTEXT = union_all(
     select(literal_column("'sample'").label("kind"), SAMPLES.c.client_frame_id.label("frame_id"),
-           SAMPLES.c.id.label("id"), cast(null(), String).label("session_id"), cast(null(), Boolean).label("passed"))
+           SAMPLES.c.id.label("id"), SAMPLES.c.status.label("status"), SAMPLES.c.reasons.label("reasons"),
+           cast(null(), String).label("session_id"), cast(null(), Boolean).label("passed"))
     .where(SAMPLES.c.session_id == bindparam("session_id"),
            SAMPLES.c.client_frame_id.in_(bindparam("frame_ids", expanding=True))),
-    select(literal_column("'trial'"), cast(null(), String), TRIALS.c.id, TRIALS.c.session_id,
-           TRIALS.c.attention_passed)
+    select(literal_column("'trial'"), cast(null(), String), TRIALS.c.id, cast(null(), String), cast(null(), String),
+           TRIALS.c.session_id, TRIALS.c.attention_passed)
     .where(TRIALS.c.id.in_(bindparam("trial_ids", expanding=True))))
 # last_activity_at is written at most this often (seconds), not on every frame.
 ACTIVITY_RESOLUTION_S = 30
@@ -204,8 +205,8 @@ def _result(sample_id: int, status: str, reasons: str, message: str, duplicate: 
             "message": message, "duplicate": duplicate}
 
 
-def _already_received(sample: Sample) -> dict[str, Any]:
-    return _result(sample.id, sample.status, sample.reasons, "already received", duplicate=True)
+def _already_received(sample_id: int, status: str, reasons: str) -> dict[str, Any]:
+    return _result(sample_id, status, reasons, "already received", duplicate=True)
 
 
 def _existing(db: Session, session_id: str, client_frame_id: str) -> Sample | None:
@@ -227,7 +228,7 @@ class FrameUpload:
 @dataclass(frozen=True)
 class FrameContext:
     """What the checks of a batch's frames read from the database (_frame_context)."""
-    stored: dict[str, int]                          # client_frame_id → id of the sample stored under it
+    stored: dict[str, dict[str, Any]]               # client_frame_id → the answer given when it was stored
     trials: dict[int, tuple[str, bool | None]]      # trial id → (its session, its attention outcome)
 
 
@@ -238,7 +239,8 @@ def _frame_context(db: Session, session_id: str, uploads: list[FrameUpload]) -> 
     rows = db.connection().execute(FRAME_CONTEXT, {
         "session_id": session_id, "frame_ids": [u.client_frame_id for u in uploads],
         "trial_ids": sorted({u.trial_id for u in uploads if u.trial_id is not None})}).all()
-    return FrameContext(stored={r.frame_id: r.id for r in rows if r.kind == "sample"},
+    return FrameContext(stored={r.frame_id: _already_received(r.id, r.status, r.reasons)
+                                for r in rows if r.kind == "sample"},
                         trials={r.id: (r.session_id, r.passed) for r in rows if r.kind == "trial"})
 
 
@@ -291,10 +293,10 @@ def _extract_upload(db: Session, config: Config, session: CollectionSession, upl
     from collection.extraction import extract
 
     session_id = session.id
-    previous_id = context.stored.get(upload.client_frame_id)
+    previous = context.stored.get(upload.client_frame_id)
     trial_session, attention_passed = context.trials.get(upload.trial_id, (None, None))
-    if previous_id is not None:
-        return _already_received(db.get(Sample, previous_id)), None
+    if previous is not None:
+        return previous, None
     check_target(session, upload.target_x, upload.target_y)
     if upload.trial_id is not None and trial_session != session_id:
         raise NotFound("unknown_trial", f"no trial {upload.trial_id} in this session")
@@ -361,7 +363,7 @@ def _store(db: Session, config: Config, items: list[tuple[dict[str, Any], Any, b
         row = items[0][0]
         previous = _existing(db, row["session_id"], row["client_frame_id"])
         if previous is not None:
-            return [_already_received(previous)]
+            return [_already_received(previous.id, previous.status, previous.reasons)]
         if db.get(CollectionSession, row["session_id"]) is None:
             raise NotFound("unknown_session", "this session was deleted; the frame was not stored") from None
         raise

@@ -10,8 +10,8 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, replace
+from typing import Any, NamedTuple
 
 from sqlalchemy import (Boolean, String, bindparam, cast, func, insert, literal_column, null, select, union_all,
                         update)
@@ -41,10 +41,12 @@ FEATURE_COLUMNS = ("yaw", "pitch", "roll", "frame_width", "frame_height", "face_
 RESTATUS = (update(SAMPLES).where(SAMPLES.c.id == bindparam("sample_id"))
             .values(status=bindparam("new_status"), reasons=bindparam("new_reasons")))
 INSERT_IMAGES, INSERT_RAW_FRAME = insert(SampleImages.__table__), insert(RawFrame.__table__)
+INSERT_TRIAL = insert(TRIALS).returning(TRIALS.c.id)
 ATTENTION_FOR_UPDATE = (select(TRIALS.c.attention_passed).where(TRIALS.c.id == bindparam("trial_id"))
                         .with_for_update())
 # What a batch's checks need, in one round trip: the samples already stored under its
-# client_frame_ids, and its trials' sessions and attention outcomes.
+# client_frame_ids, its trials' sessions and attention outcomes, and the trial it carries
+# if an earlier try of the request stored it.
 FRAME_CONTEXT = union_all(
     select(literal_column("'sample'").label("kind"), SAMPLES.c.client_frame_id.label("frame_id"),
            SAMPLES.c.id.label("id"), SAMPLES.c.status.label("status"), SAMPLES.c.reasons.label("reasons"),
@@ -53,7 +55,11 @@ FRAME_CONTEXT = union_all(
            SAMPLES.c.client_frame_id.in_(bindparam("frame_ids", expanding=True))),
     select(literal_column("'trial'"), cast(null(), String), TRIALS.c.id, cast(null(), String), cast(null(), String),
            TRIALS.c.session_id, TRIALS.c.attention_passed)
-    .where(TRIALS.c.id.in_(bindparam("trial_ids", expanding=True))))
+    .where(TRIALS.c.id.in_(bindparam("trial_ids", expanding=True))),
+    select(literal_column("'carried'"), TRIALS.c.client_trial_id, TRIALS.c.id, cast(null(), String),
+           cast(null(), String), TRIALS.c.session_id, TRIALS.c.attention_passed)
+    .where(TRIALS.c.session_id == bindparam("session_id"),
+           TRIALS.c.client_trial_id == bindparam("client_trial_id")))
 # last_activity_at is written at most this often (seconds), not on every frame.
 ACTIVITY_RESOLUTION_S = 30
 
@@ -136,16 +142,18 @@ def check_target(session: CollectionSession, x: float, y: float) -> None:
 
 
 def add_trial(db: Session, session: CollectionSession, *, kind: str, target_x: float,
-              target_y: float, shown_at: dt.datetime,
-              client_trial_id: str | None = None) -> tuple[Trial, bool]:
-    """Record a shown target; returns the trial and whether it existed already
-    (the same client_trial_id again: a retried request)."""
+              target_y: float, shown_at: dt.datetime, client_trial_id: str | None = None,
+              attention_letter: str | None = None, attention_answer: str | None = None) -> tuple[Trial, bool]:
+    """Record a shown target (with its attention check's outcome, if given); returns the
+    trial and whether it existed already (the same client_trial_id again: a retried request)."""
     previous = _existing_trial(db, session, client_trial_id)
     if previous is not None:
         return previous, True
     check_target(session, target_x, target_y)
     trial = Trial(session_id=session.id, kind=kind, target_x=target_x, target_y=target_y,
-                  shown_at=shown_at, client_trial_id=client_trial_id)
+                  shown_at=shown_at, client_trial_id=client_trial_id, attention_letter=attention_letter,
+                  attention_answer=attention_answer,
+                  attention_passed=attention_outcome(attention_letter, attention_answer))
     db.add(trial)
     try:
         db.commit()
@@ -158,14 +166,20 @@ def add_trial(db: Session, session: CollectionSession, *, kind: str, target_x: f
     return trial, False
 
 
-def ends_calibration(db: Session, trial: Trial) -> bool:
-    """True when `trial` is the session's first trial after its calibration dots: the
-    moment its personal calibration can be fitted."""
-    if trial.kind == "calibration":
+def attention_outcome(letter: str | None, answer: str | None) -> bool | None:
+    """None: no check was made; otherwise whether the answer (None: none given) was right."""
+    return None if letter is None else answer == letter
+
+
+def ends_calibration(db: Session, session_id: str, trial_id: int, kind: str) -> bool:
+    """True when trial `trial_id` (of `kind`) is the session's first trial after its
+    calibration dots: the moment its personal calibration can be fitted."""
+    if kind == "calibration":
         return False
-    kinds = db.scalars(select(Trial.kind).where(Trial.session_id == trial.session_id,
-                                                Trial.id <= trial.id)).all()
-    return "calibration" in kinds and sum(kind != "calibration" for kind in kinds) == 1
+    is_calibration = Trial.kind == "calibration"
+    calibration, others = db.execute(select(func.count().filter(is_calibration), func.count().filter(~is_calibration))
+                                     .where(Trial.session_id == session_id, Trial.id <= trial_id)).one()
+    return calibration > 0 and others == 1
 
 
 def _existing_trial(db: Session, session: CollectionSession, client_trial_id: str | None) -> Trial | None:
@@ -187,7 +201,7 @@ def record_attention(db: Session, session: CollectionSession, trial_id: int, let
     """Store the attention-check outcome; a wrong or missing answer rejects the trial's frames."""
     trial = session_trial(db, session, trial_id)
     trial.attention_letter, trial.attention_answer = letter, answer
-    trial.attention_passed = answer == letter
+    trial.attention_passed = attention_outcome(letter, answer)
     if not trial.attention_passed:
         for sample in db.scalars(select(Sample).where(Sample.trial_id == trial.id)):
             reject(sample, ATTENTION_FAILED)
@@ -226,22 +240,44 @@ class FrameUpload:
 
 
 @dataclass(frozen=True)
+class TrialUpload:
+    """The trial a batch's frames belong to, sent with them (one request a dot): the shown
+    target and, for a fixed dot, its attention check. Idempotent on client_trial_id."""
+    kind: str
+    target_x: float
+    target_y: float
+    shown_at: dt.datetime
+    client_trial_id: str
+    attention_letter: str | None = None
+    attention_answer: str | None = None
+
+
+@dataclass(frozen=True)
 class FrameContext:
     """What the checks of a batch's frames read from the database (_frame_context)."""
     stored: dict[str, dict[str, Any]]               # client_frame_id → the answer given when it was stored
-    trials: dict[int, tuple[str, bool | None]]      # trial id → (its session, its attention outcome)
+    # trial id → (its session, its attention outcome); the batch's carried trial under None
+    # while it is not stored yet (its frames get its id when it is written with them)
+    trials: dict[int | None, tuple[str, bool | None]]
+    carried_id: int | None = None                   # the carried trial, if an earlier try stored it
 
 
-def _frame_context(db: Session, session_id: str, uploads: list[FrameUpload]) -> FrameContext:
+def _frame_context(db: Session, session_id: str, uploads: list[FrameUpload],
+                   trial: TrialUpload | None = None) -> FrameContext:
     """The frames' earlier samples and their trials in one round trip for the whole batch:
     frames are the requests the server answers most, and each statement costs more in
     SQLAlchemy than in the database."""
     rows = db.connection().execute(FRAME_CONTEXT, {
         "session_id": session_id, "frame_ids": [u.client_frame_id for u in uploads],
-        "trial_ids": sorted({u.trial_id for u in uploads if u.trial_id is not None})}).all()
+        "trial_ids": sorted({u.trial_id for u in uploads if u.trial_id is not None}),
+        "client_trial_id": trial.client_trial_id if trial else None}).all()
+    trials = {r.id: (r.session_id, r.passed) for r in rows if r.kind in ("trial", "carried")}
+    carried_id = next((r.id for r in rows if r.kind == "carried"), None)
+    if trial is not None and carried_id is None:
+        trials[None] = (session_id, attention_outcome(trial.attention_letter, trial.attention_answer))
     return FrameContext(stored={r.frame_id: _already_received(r.id, r.status, r.reasons)
                                 for r in rows if r.kind == "sample"},
-                        trials={r.id: (r.session_id, r.passed) for r in rows if r.kind == "trial"})
+                        trials=trials, carried_id=carried_id)
 
 
 def ingest_frame(db: Session, config: Config, session: CollectionSession, *, frame: bytes,
@@ -263,11 +299,38 @@ def ingest_frames(db: Session, config: Config, session: CollectionSession,
     as a frame's own write, so a batch pays them once. All or nothing: a frame that fails its
     checks (off screen, another session's trial, not an image) raises, naming it, and none is
     stored. Each frame is idempotent on its client_frame_id; repeats answer as duplicates."""
+    return _ingest(db, config, session, uploads, None).results
+
+
+def ingest_dot(db: Session, config: Config, session: CollectionSession, trial: TrialUpload,
+               uploads: list[FrameUpload]) -> dict[str, Any]:
+    """`ingest_frames` for a dot's frames with the dot's trial, stored together in the same
+    transaction (the frames' trial_id must be None: they belong to `trial`). A retry finds
+    the trial stored by the first try (its client_trial_id). Answers {trial_id,
+    trial_duplicate, attention_passed, results}."""
+    check_target(session, trial.target_x, trial.target_y)
+    stored = _ingest(db, config, session, uploads, trial)
+    return {"trial_id": stored.trial_id, "trial_duplicate": not stored.trial_created,
+            "attention_passed": attention_outcome(trial.attention_letter, trial.attention_answer),
+            "results": stored.results}
+
+
+class StoredBatch(NamedTuple):
+    results: list[dict[str, Any]]
+    trial_id: int | None = None       # the batch's carried trial
+    trial_created: bool = False       # stored by this request (not by an earlier try)
+
+
+def _ingest(db: Session, config: Config, session: CollectionSession, uploads: list[FrameUpload],
+            trial: TrialUpload | None) -> StoredBatch:
+    """A batch's frames checked, extracted and stored (with its carried `trial`, if any)."""
     session_id = session.id   # kept: the row may be erased while the frames are extracted
     screen = (session.screen_width, session.screen_height)
     results: list[dict[str, Any] | None] = [None] * len(uploads)
     pending: list[tuple[int, dict[str, Any], Any, bytes]] = []
-    context = _frame_context(db, session_id, uploads)
+    context = _frame_context(db, session_id, uploads, trial)
+    if context.carried_id is not None:
+        uploads = [replace(upload, trial_id=context.carried_id) for upload in uploads]
     for index, upload in enumerate(uploads):
         try:
             done, item = _extract_upload(db, config, session, upload, context)
@@ -279,12 +342,17 @@ def ingest_frames(db: Session, config: Config, session: CollectionSession,
             results[index] = done
         else:
             pending.append((index, *item))
+    new_trial = None
+    if trial is not None and context.carried_id is None:
+        new_trial = {"session_id": session_id, **asdict(trial),
+                     "attention_passed": attention_outcome(trial.attention_letter, trial.attention_answer)}
     # PostgreSQL may break a deadlock with an erasure or a review by rolling this write back:
     # the extractions stand, the write runs again.
-    stored = retrying_deadlocks(db, lambda: _store(db, config, [(row, e, f) for _, row, e, f in pending], screen))
-    for (index, *_), result in zip(pending, stored):
+    stored = retrying_deadlocks(db, lambda: _store(db, config, [(row, e, f) for _, row, e, f in pending],
+                                                   screen, new_trial))
+    for (index, *_), result in zip(pending, stored.results):
         results[index] = result
-    return results
+    return stored._replace(results=results, trial_id=stored.trial_id or context.carried_id)
 
 
 def _extract_upload(db: Session, config: Config, session: CollectionSession, upload: FrameUpload,
@@ -316,8 +384,10 @@ def _extract_upload(db: Session, config: Config, session: CollectionSession, upl
 
 
 def _store(db: Session, config: Config, items: list[tuple[dict[str, Any], Any, bytes]],
-           screen: tuple[int, int]) -> list[dict[str, Any]]:
-    """Write extracted frames' samples (and crops) and their admin-summary counts in one
+           screen: tuple[int, int], new_trial: dict[str, Any] | None = None
+           ) -> StoredBatch:
+    """Write extracted frames' samples (and crops), the trial they came with (`new_trial`, a
+    trials row; its id goes into the samples) and their admin-summary counts in one
     transaction, as Core statements: the ORM's unit of work cost more than the rest of the
     write together. (Everything else writes samples through the ORM, whose flush hook keeps
     the summary; here collection.summary.count_new is called instead.) `items`: (sample
@@ -330,10 +400,15 @@ def _store(db: Session, config: Config, items: list[tuple[dict[str, Any], Any, b
     # our write holds the whole database.
     locks_rows = db.get_bind().dialect.name != "sqlite"
     rows = [_sample_row(row, extraction) for row, extraction, _ in items]
-    trial_ids = sorted({row["trial_id"] for row in rows if row["trial_id"] is not None})
+    trial_id = None
     try:
         db.flush()   # the session's last activity (authorize's touch), written first as before
         connection = db.connection()
+        if new_trial is not None:
+            trial_id = connection.execute(INSERT_TRIAL, new_trial).scalar_one()
+            for row in rows:
+                row["trial_id"] = trial_id
+        trial_ids = sorted({row["trial_id"] for row in rows if row["trial_id"] is not None})
         if locks_rows:
             _reject_failed_attention(db, rows, trial_ids)
         # one statement each for the samples, their crops and raw frames, however many
@@ -355,20 +430,36 @@ def _store(db: Session, config: Config, items: list[tuple[dict[str, Any], Any, b
         summary.count_new(db, rows, screen)
         db.commit()
     except (IntegrityError, StaleDataError):
-        # The same frame arrived twice at once (the other request stored it first), or
-        # the volunteer was erased while these frames were being extracted.
+        # The same frame or trial arrived twice at once (the other request stored it first),
+        # or the volunteer was erased while these frames were being extracted.
         db.rollback()
+        if new_trial is not None:   # the trial first, on its own (or the one stored meanwhile)
+            trial_id, created = _add_carried_trial(db, new_trial)
+            items = [({**row, "trial_id": trial_id}, extraction, frame) for row, extraction, frame in items]
+            return StoredBatch(_store(db, config, items, screen).results, trial_id, created)
         if len(items) > 1:   # sort out which: each on its own
-            return [_store(db, config, [item], screen)[0] for item in items]
+            return StoredBatch([_store(db, config, [item], screen).results[0] for item in items])
         row = items[0][0]
         previous = _existing(db, row["session_id"], row["client_frame_id"])
         if previous is not None:
-            return [_already_received(previous.id, previous.status, previous.reasons)]
+            return StoredBatch([_already_received(previous.id, previous.status, previous.reasons)])
         if db.get(CollectionSession, row["session_id"]) is None:
             raise NotFound("unknown_session", "this session was deleted; the frame was not stored") from None
         raise
-    return [_result(sample_id, row["status"], row["reasons"], extraction.message, duplicate=False)
-            for sample_id, row, (_, extraction, _) in zip(sample_ids, rows, items)]
+    return StoredBatch([_result(sample_id, row["status"], row["reasons"], extraction.message, duplicate=False)
+                        for sample_id, row, (_, extraction, _) in zip(sample_ids, rows, items)],
+                       trial_id, trial_id is not None)
+
+
+def _add_carried_trial(db: Session, new_trial: dict[str, Any]) -> tuple[int, bool]:
+    """(the id of a batch's trial, whether this call stored it): stored on its own
+    (add_trial) unless a concurrent try of the same request stored it first."""
+    session = db.get(CollectionSession, new_trial["session_id"])
+    if session is None:
+        raise NotFound("unknown_session", "this session was deleted; the frames were not stored")
+    fields = {k: v for k, v in new_trial.items() if k not in ("session_id", "attention_passed")}
+    trial, duplicate = add_trial(db, session, **fields)
+    return trial.id, not duplicate
 
 
 def _sample_row(row: dict[str, Any], extraction) -> dict[str, Any]:

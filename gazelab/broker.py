@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from gazelab.config import Config
 
@@ -38,11 +40,15 @@ def broker_url(config: Config) -> str:
     return config.server.broker_url
 
 
-def redis_client(url: str) -> redis.Redis:
+def redis_client(url: str, retry: bool = True) -> redis.Redis:
+    """A client of the broker at `url`. `retry` False: a failed command is not tried again
+    (redis-py's default retries with backoff, seconds in all when the broker is down)."""
+    options: dict = {"socket_timeout": 2, "socket_connect_timeout": 2}
+    if not retry:
+        options["retry"] = Retry(NoBackoff(), 0)
     if url.startswith("redis+socket://"):
-        return redis.Redis(unix_socket_path=url[len("redis+socket://"):],
-                           socket_timeout=2, socket_connect_timeout=2)
-    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        return redis.Redis(unix_socket_path=url[len("redis+socket://"):], **options)
+    return redis.Redis.from_url(url, **options)
 
 
 def ping(url: str) -> None:

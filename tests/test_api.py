@@ -41,12 +41,13 @@ def upload(client, created, jpeg: bytes, *, trial_id=None, frame_id=None, x=640.
 
 
 def upload_batch(client, created, jpegs: list[bytes], metas: list | None = None, *, trial_id=None,
-                 x=640.0, y=360.0, extra_fields: dict | None = None):
+                 x=640.0, y=360.0, extra_fields: dict | None = None, trial: dict | None = None):
     metas = metas if metas is not None else [
         {"client_frame_id": uuid.uuid4().hex, "trial_id": trial_id, "target_x": x, "target_y": y,
          "captured_at": NOW} for _ in jpegs]
     data = {"frame": [(io.BytesIO(data), f"f{i}.jpg", "image/jpeg") for i, data in enumerate(jpegs)],
-            "meta": json.dumps(metas), **(extra_fields or {})}
+            "meta": json.dumps(metas), **({"trial": json.dumps(trial)} if trial is not None else {}),
+            **(extra_fields or {})}
     return client.post(f"/api/v1/sessions/{created['session_id']}/frames/batch", data=data,
                        headers=auth(created), content_type="multipart/form-data")
 
@@ -297,6 +298,115 @@ def test_a_failed_attention_check_rejects_a_batch_of_its_frames(client, gz, face
     assert summary["counts"]["rejected"] == 4 and summary["attention_failed"] == 1
 
 
+def carried_trial(**changes) -> dict:
+    return {"kind": "collection", "target_x": 100, "target_y": 700, "shown_at": NOW,
+            "client_trial_id": uuid.uuid4().hex, **changes}
+
+
+def frame_metas(n: int, prefix: str | None = None) -> list[dict]:
+    prefix = prefix or uuid.uuid4().hex[:12]
+    return [{"client_frame_id": f"{prefix}-{i}", "target_x": 100, "target_y": 700, "captured_at": NOW}
+            for i in range(n)]
+
+
+def test_a_dot_comes_in_one_request_its_trial_with_its_frames(client, gz, face_jpeg):
+    """The page sends a dot's trial, attention answer and frames together; a retry, or the
+    dot's next part, finds the trial its first request stored."""
+    created = new_session(client)
+    sid = created["session_id"]
+    trial = carried_trial(attention_letter="R", attention_answer="R")
+    metas = frame_metas(3)
+    first = upload_batch(client, created, [face_jpeg] * 2, metas[:2], trial=trial)
+    assert first.status_code == 201, first.json
+    assert first.json["trial_duplicate"] is False and first.json["attention_passed"] is True
+    trial_id = first.json["trial_id"]
+    assert [r["status"] for r in first.json["results"]] == ["accepted", "accepted"]
+    retried = upload_batch(client, created, [face_jpeg] * 2, metas[:2], trial=trial)
+    assert retried.status_code == 200 and retried.json["trial_id"] == trial_id
+    assert retried.json["trial_duplicate"] is True and all(r["duplicate"] for r in retried.json["results"])
+    rest = upload_batch(client, created, [face_jpeg], metas[2:], trial=trial)
+    assert rest.status_code == 201 and rest.json["trial_id"] == trial_id and rest.json["trial_duplicate"] is True
+    with session_scope(gz.config.database_url) as db:
+        trials = db.scalars(select(Trial).where(Trial.session_id == sid)).all()
+        assert [(t.id, t.kind, t.target_y, t.client_trial_id, t.attention_letter, t.attention_passed)
+                for t in trials] == [(trial_id, "collection", 700, trial["client_trial_id"], "R", True)]
+        samples = db.scalars(select(Sample).where(Sample.session_id == sid)).all()
+        assert len(samples) == 3 and {s.trial_id for s in samples} == {trial_id}
+    # a pursuit segment: no attention check
+    glide = upload_batch(client, created, [face_jpeg], frame_metas(1), trial=carried_trial(kind="pursuit"))
+    assert glide.status_code == 201 and glide.json["attention_passed"] is None
+    summary = client.get(f"/api/v1/sessions/{sid}", headers=auth(created)).json
+    assert summary["trials"] == 2 and summary["counts"]["accepted"] == 4 and summary["attention_failed"] == 0
+
+
+@pytest.mark.parametrize("answer", ["L", None])
+def test_a_dot_carrying_a_failed_attention_check_stores_its_frames_rejected(client, gz, face_jpeg, answer):
+    created = new_session(client)
+    response = upload_batch(client, created, [face_jpeg] * 3, frame_metas(3),
+                            trial=carried_trial(attention_letter="R", attention_answer=answer))
+    assert response.status_code == 201 and response.json["attention_passed"] is False
+    assert all(r["status"] == "rejected" and "attention_failed" in r["reasons"] for r in response.json["results"])
+    summary = client.get(f"/api/v1/sessions/{created['session_id']}", headers=auth(created)).json
+    assert summary["counts"]["rejected"] == 3 and summary["attention_failed"] == 1
+
+
+def test_bad_dots_write_neither_trial_nor_frames(client, gz, face_jpeg):
+    created = new_session(client)
+    sid = created["session_id"]
+    good = [face_jpeg, face_jpeg]
+    without_id = {k: v for k, v in carried_trial().items() if k != "client_trial_id"}
+    cases = {
+        "not_an_image": upload_batch(client, created, [face_jpeg, b"not an image"], frame_metas(2),
+                                     trial=carried_trial()),
+        "target_off_screen": upload_batch(client, created, good, frame_metas(2), trial=carried_trial(target_x=5000)),
+        "trial_given_twice": upload_batch(client, created, good,
+                                          [{**m, "trial_id": 1} for m in frame_metas(2)], trial=carried_trial()),
+        "missing_field": upload_batch(client, created, good, frame_metas(2), trial=without_id),
+        "answer_without_letter": upload_batch(client, created, good, frame_metas(2),
+                                              trial=carried_trial(attention_answer="L")),
+        "invalid_field": upload_batch(client, created, good, frame_metas(2), trial=carried_trial(kind="nap")),
+        "unknown_field": upload_batch(client, created, good, frame_metas(2), trial=carried_trial(evil=1)),
+        "invalid_body": upload_batch(client, created, good, frame_metas(2), trial=[carried_trial()]),
+        "invalid_json": upload_batch(client, created, good, frame_metas(2), extra_fields={"trial": "{oops"}),
+    }
+    for case, response in cases.items():
+        code = "missing_field" if case == "answer_without_letter" else case
+        assert 400 <= response.status_code < 500 and response.json["error"] == code, (case, response.json)
+    assert "frame 2 of 2" in cases["not_an_image"].json["message"]
+    assert "trial" in cases["missing_field"].json["message"] and "trial" in cases["invalid_body"].json["message"]
+    assert count(gz, Trial) == 0 and count(gz, Sample) == 0 and count(gz, SampleImages) == 0
+    assert client.get(f"/api/v1/sessions/{sid}", headers=auth(created)).json["trials"] == 0
+
+
+def test_the_same_dot_sent_twice_at_once_is_stored_once(gz_any, face_jpeg):
+    """Two tries of one request racing (a retry while the first is still being extracted):
+    one trial and one sample per frame, both answered 2xx, on every database."""
+    import threading
+
+    from webapp import create_app
+    app = create_app(gz_any.config)
+    created = new_session(app.test_client())
+    for round_ in range(4):
+        trial, metas = carried_trial(), frame_metas(3, f"race-{round_}")
+        barrier, answers = threading.Barrier(2), []
+
+        def send():
+            client = app.test_client()
+            barrier.wait()
+            answers.append(upload_batch(client, created, [face_jpeg] * 3, metas, trial=trial))
+        threads = [threading.Thread(target=send) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(a.status_code for a in answers) == [200, 201], [a.json for a in answers]
+        assert answers[0].json["trial_id"] == answers[1].json["trial_id"]
+        assert [r["sample_id"] for r in answers[0].json["results"]] == [r["sample_id"] for r in answers[1].json["results"]]
+    with session_scope(gz_any.config.database_url) as db:
+        assert db.scalar(select(func.count()).select_from(Trial).where(Trial.session_id == created["session_id"])) == 4
+        assert db.scalar(select(func.count()).select_from(Sample).where(Sample.session_id == created["session_id"])) == 12
+
+
 def test_a_batch_costs_the_same_statements_whatever_its_size(gz_any, face_jpeg):
     """One statement per table for a whole batch (its checks, its samples, their crops), not
     one per frame: the database work of a request must not grow with the frames it carries."""
@@ -312,14 +422,19 @@ def test_a_batch_costs_the_same_statements_whatever_its_size(gz_any, face_jpeg):
     try:
         counts = {}
         for size in (2, gz_any.config.collection.upload_batch_frames):
-            statements.clear()
-            response = upload_batch(client, created, [face_jpeg] * size, trial_id=trial_id)
-            assert response.status_code == 201 and len(response.json["results"]) == size
-            counts[size] = len(statements)
+            for carried in (False, True):   # the trial's id, or the trial itself
+                statements.clear()
+                response = upload_batch(client, created, [face_jpeg] * size, trial_id=None if carried else trial_id,
+                                        trial=carried_trial(target_y=10) if carried else None)
+                assert response.status_code == 201 and len(response.json["results"]) == size
+                counts[size, carried] = len(statements)
     finally:
         event.remove(engine, "before_cursor_execute", listener)
-    assert len(set(counts.values())) == 1, counts
-    assert count(gz_any, SampleImages) == sum(counts)
+    sizes = sorted({size for size, _ in counts})
+    assert counts[sizes[0], False] == counts[sizes[1], False], counts
+    # a carried trial adds its insert and the check whether it ends the calibration dots
+    assert counts[sizes[0], True] == counts[sizes[1], True] == counts[sizes[0], False] + 2, counts
+    assert count(gz_any, SampleImages) == 2 * sum(sizes)
 
 
 def test_bad_batches_write_nothing_and_name_the_frame(client, gz, face_jpeg):
@@ -388,6 +503,35 @@ def test_rate_limit_answers_429_with_retry_after(gz, face_jpeg):
     limited = upload_batch(client, other, [face_jpeg])
     assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 4
     assert count(gz, Sample) == 4
+
+
+def test_rate_limits_fail_open_at_once_while_the_broker_is_down(gz, face_jpeg):
+    """A broker that accepts connections and drops them: uploads go ahead, and the limiter
+    neither retries nor asks again on every request (one attempt, then a pause)."""
+    import socket
+    import threading
+
+    from webapp import create_app
+    listener = socket.create_server(("127.0.0.1", 0))
+    attempts = []
+
+    def drop_connections():
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            attempts.append(1)
+            connection.close()
+
+    threading.Thread(target=drop_connections, daemon=True).start()
+    gz.overrides["GAZELAB_SERVER_BROKER_URL"] = f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+    client = create_app(gz.config).test_client()
+    created = new_session(client)
+    statuses = [upload(client, created, face_jpeg).status_code for _ in range(4)]
+    listener.close()
+    assert statuses == [201] * 4 and count(gz, Sample) == 4
+    assert len(attempts) == 1
 
 
 def test_main_flow_on_every_database(gz_any, face_jpeg):
@@ -460,7 +604,8 @@ def test_model_error_sampler_aims_at_the_worst_cells(gz):
     assert len(in_worst) + len(in_unknown) >= 95
 
 
-def test_calibration_fit_is_queued_when_the_calibration_dots_end_and_at_finish(gz, redis_url):
+@pytest.mark.parametrize("carried", [False, True], ids=["trials", "carried_in_batch"])
+def test_calibration_fit_is_queued_when_the_calibration_dots_end_and_at_finish(gz, redis_url, carried):
     import json as jsonlib
 
     from gazelab.broker import redis_client
@@ -478,9 +623,14 @@ def test_calibration_fit_is_queued_when_the_calibration_dots_end_and_at_finish(g
         messages = [jsonlib.loads(m) for m in redis.lrange("default", 0, -1)]
         return [m for m in messages if m["headers"]["task"] == FIT_CALIBRATIONS_TASK
                 and sid in m["headers"].get("kwargsrepr", "")]
+    dark = jpeg(np.full((120, 160, 3), 90, np.uint8))
     for kind, expected in [("calibration", 0), ("calibration", 0), ("collection", 1), ("collection", 1)]:
-        assert client.post(f"/api/v1/sessions/{sid}/trials", headers=auth(created), json={
-            "kind": kind, "target_x": 10, "target_y": 10, "shown_at": NOW}).status_code == 201
+        trial = carried_trial(kind=kind, target_y=10)
+        if carried:   # twice: a dot in two requests queues one fit
+            for part in range(2):
+                assert upload_batch(client, created, [dark], frame_metas(1), trial=trial).status_code == 201
+        else:
+            assert client.post(f"/api/v1/sessions/{sid}/trials", headers=auth(created), json=trial).status_code == 201
         assert len(queued()) == expected, kind
     assert client.post(f"/api/v1/sessions/{sid}/finish", headers=auth(created)).status_code == 200
     assert len(queued()) == 2  # refit once every calibration frame is in

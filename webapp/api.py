@@ -45,6 +45,14 @@ ATTENTION_FIELDS = {
     "attention_letter": Field("enum", choices=("L", "R")),
     "attention_answer": Field("enum", choices=("L", "R"), nullable=True),
 }
+# A dot's trial carried in its frames' batch (one request a dot, as the page sends it): the
+# client_trial_id makes a retried batch find the trial its first try stored.
+CARRIED_TRIAL_FIELDS = {
+    **TRIAL_FIELDS,
+    "client_trial_id": Field("client_id"),
+    "attention_letter": Field("enum", required=False, nullable=True, choices=("L", "R")),
+    "attention_answer": Field("enum", required=False, nullable=True, choices=("L", "R")),
+}
 FRAME_META_FIELDS = {
     "client_frame_id": Field("client_id"),
     "trial_id": Field("int", nullable=True, required=False, lo=1, hi=2**62),
@@ -159,7 +167,7 @@ def create_trial(session_id: str):
     session = _session(session_id, write=True)
     fields = parse_fields(json_body(request), TRIAL_FIELDS)
     trial, duplicate = ingest.add_trial(get_db(), session, **fields)
-    if not duplicate and ingest.ends_calibration(get_db(), trial):
+    if not duplicate and ingest.ends_calibration(get_db(), session.id, trial.id, trial.kind):
         _queue_calibration_fit(session.id)
     return jsonify(trial_id=trial.id, duplicate=duplicate), 200 if duplicate else 201
 
@@ -199,9 +207,10 @@ def upload_frame(session_id: str):
 @bp.post("/sessions/<session_id>/frames/batch")
 def upload_frames(session_id: str):
     """Several frames in one request: `meta` a JSON array with one object per `frame` field,
-    in the same order. Answers {"results": [...]}, one per frame, as /frames answers one."""
+    in the same order; optionally `trial`, the dot they belong to, stored with them. Answers
+    {"results": [...]}, one per frame, as /frames answers one (with `trial`: and its trial_id)."""
     session = _session(session_id, write=True)
-    frames = _frame_files({"frame", "meta"})
+    frames = _frame_files({"frame", "meta", "trial"})
     limit = get_config().collection.upload_batch_frames
     if len(frames) > limit:
         raise ApiError(422, "too_many_frames", f"{len(frames)} frames in one request; at most {limit}")
@@ -213,10 +222,29 @@ def upload_frames(session_id: str):
     metas = [parse_fields(meta, FRAME_META_FIELDS, f"meta[{index}]") for index, meta in enumerate(metas)]
     if len({meta["client_frame_id"] for meta in metas}) < len(metas):
         raise ApiError(422, "duplicate_frame_id", "two frames of the batch share a client_frame_id")
+    trial = _carried_trial(metas)
     _rate_limit(session_id, len(frames))
     uploads = [ingest.FrameUpload(frame, **meta) for frame, meta in zip(frames, metas)]
-    results = ingest.ingest_frames(get_db(), get_config(), session, uploads)
-    return jsonify(results=results), 200 if all(result["duplicate"] for result in results) else 201
+    db, config = get_db(), get_config()
+    if trial is None:
+        answer = {"results": ingest.ingest_frames(db, config, session, uploads)}
+    else:
+        answer = ingest.ingest_dot(db, config, session, trial, uploads)
+        if not answer["trial_duplicate"] and ingest.ends_calibration(db, session.id, answer["trial_id"], trial.kind):
+            _queue_calibration_fit(session.id)
+    return jsonify(answer), 200 if all(result["duplicate"] for result in answer["results"]) else 201
+
+
+def _carried_trial(metas: list[dict]) -> ingest.TrialUpload | None:
+    """The batch's multipart 'trial' field (a JSON object), if sent; its frames name no trial_id."""
+    if "trial" not in request.form:
+        return None
+    fields = parse_fields(parse_json_text("trial", request.form["trial"]), CARRIED_TRIAL_FIELDS, "trial")
+    if any(meta["trial_id"] is not None for meta in metas):
+        raise ApiError(422, "trial_given_twice", "frames sent with a 'trial' belong to it: leave out their trial_id")
+    if fields["attention_letter"] is None and fields["attention_answer"] is not None:
+        raise ApiError(422, "missing_field", "trial: attention_answer without attention_letter")
+    return ingest.TrialUpload(**fields)
 
 
 @bp.get("/sessions/<session_id>/next-targets")

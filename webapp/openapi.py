@@ -66,8 +66,10 @@ def openapi_document() -> dict[str, Any]:
     frames_and_metas = {"multipart/form-data": {"schema": {
         "type": "object", "required": ["frame", "meta"], "additionalProperties": False,
         "properties": {"frame": {"type": "array", "minItems": 1, "items": {"type": "string", "format": "binary"}},
-                       "meta": {"type": "array", "items": {"$ref": "#/components/schemas/FrameMeta"}}}},
-        "encoding": {"frame": {"contentType": "image/jpeg"}, "meta": {"contentType": "application/json"}}}}
+                       "meta": {"type": "array", "items": {"$ref": "#/components/schemas/FrameMeta"}},
+                       "trial": {"$ref": "#/components/schemas/CarriedTrial"}}},
+        "encoding": {"frame": {"contentType": "image/jpeg"}, "meta": {"contentType": "application/json"},
+                     "trial": {"contentType": "application/json"}}}}
     return {
         "openapi": "3.0.3",
         "info": {"title": "GazeLab collection API", "version": "1"},
@@ -100,7 +102,8 @@ def openapi_document() -> dict[str, Any]:
                 frame_and_meta, [SESSION_ID])},
             "/sessions/{session_id}/frames/batch": {"post": _op(
                 "Upload several webcam frames (at most [collection] upload_batch_frames), each "
-                "`frame` field with the `meta` array's object of the same place; all are stored or none",
+                "`frame` field with the `meta` array's object of the same place, optionally with the "
+                "dot's `trial` (stored with them; idempotent per client_trial_id); all are stored or none",
                 {"201": _json("SampleResults", "stored"), "200": _json("SampleResults", "all duplicates")},
                 frames_and_metas, [SESSION_ID])},
             "/sessions/{session_id}/next-targets": {"get": _op(
@@ -170,6 +173,17 @@ def openapi_document() -> dict[str, Any]:
                                             "shown_at": DATETIME,
                                             "client_trial_id": {"type": "string", "nullable": True,
                                                                 "pattern": "^[A-Za-z0-9_-]{8,64}$"}}},
+                "CarriedTrial": {"type": "object", "additionalProperties": False,
+                                 "required": ["kind", "target_x", "target_y", "shown_at", "client_trial_id"],
+                                 "properties": {"kind": {"type": "string", "enum": list(TRIAL_KINDS)},
+                                                "target_x": NUMBER, "target_y": NUMBER,
+                                                "shown_at": DATETIME,
+                                                "client_trial_id": {"type": "string",
+                                                                    "pattern": "^[A-Za-z0-9_-]{8,64}$"},
+                                                "attention_letter": {"type": "string", "enum": ["L", "R"],
+                                                                     "nullable": True},
+                                                "attention_answer": {"type": "string", "enum": ["L", "R"],
+                                                                     "nullable": True}}},
                 "TrialCreated": {"type": "object", "required": ["trial_id", "duplicate"],
                                  "properties": {"trial_id": {"type": "integer"},
                                                 "duplicate": {"type": "boolean"}}},
@@ -189,7 +203,10 @@ def openapi_document() -> dict[str, Any]:
                                              "captured_at": DATETIME}},
                 "SampleResult": SAMPLE_RESULT,
                 "SampleResults": {"type": "object", "required": ["results"],
-                                  "properties": {"results": {"type": "array", "items": SAMPLE_RESULT}}},
+                                  "properties": {"results": {"type": "array", "items": SAMPLE_RESULT},
+                                                 "trial_id": {"type": "integer"},
+                                                 "trial_duplicate": {"type": "boolean"},
+                                                 "attention_passed": {"type": "boolean", "nullable": True}}},
                 "Summary": SUMMARY,
                 "Targets": {"type": "object", "required": ["targets", "sampler"],
                             "properties": {"sampler": {"type": "string"},

@@ -25,20 +25,28 @@ return {allowed, tostring(wait)}
 """
 
 _clients: dict[str, object] = {}
+# After the broker failed to answer, limits are not checked for this long (seconds): an
+# outage must not add a connection attempt's wait to every upload.
+BROKER_DOWN_PAUSE_S = 5.0
+_broker_down_until: dict[str, float] = {}
 
 
 def retry_after(config: Config, key: str, per_second: float, burst: int, cost: int = 1) -> int | None:
     """Take `cost` tokens (at most `burst`) from bucket `key`: None when the request may go
     ahead, else the seconds to wait (for Retry-After).
 
-    Fails open: when the broker cannot be reached, nothing is blocked.
+    Fails open, and fast: when the broker cannot be reached, nothing is blocked, and it is
+    not asked again for BROKER_DOWN_PAUSE_S.
     """
     url = broker.broker_url(config)
+    if time.monotonic() < _broker_down_until.get(url, 0.0):
+        return None
     try:
-        client = _clients.get(url) or _clients.setdefault(url, broker.redis_client(url))
+        client = _clients.get(url) or _clients.setdefault(url, broker.redis_client(url, retry=False))
         allowed, wait = client.eval(_BUCKET, 1, f"gazelab:rate:{key}", per_second, burst, time.time(),
                                      min(cost, burst))
     except Exception:
+        _broker_down_until[url] = time.monotonic() + BROKER_DOWN_PAUSE_S
         return None
     return None if int(allowed) else max(1, math.ceil(float(wait)))
 

@@ -4,9 +4,9 @@ Each volunteer is a thread with its own collection session that shows a dot per 
 (a trial) and captures frames on a fixed schedule (`fps` each) — open loop, so a slow server
 shows up as latency, not as a slower schedule; the volunteers' dots start spread over one
 second, as people who started at different times. As the page does, a dot's frames go together
-once its last is captured, at most `batch` in a request (POST …/frames/batch; default
-[collection] upload_batch_frames, as the page; `batch` 1: each frame on its own as soon as it
-is captured, POST …/frames). Latencies are per request. Failed uploads are retried (as the
+once its last is captured, at most `batch` in a request, with the dot's trial (POST …/frames/batch;
+default [collection] upload_batch_frames, as the page; `batch` 1: the trial on its own, POST
+…/trials, and each frame on its own as soon as it is captured, POST …/frames). Latencies are per request. Failed uploads are retried (as the
 page does); a frame that never gets a 2xx is lost. Without --url, a server is started on a
 fresh data folder: gunicorn as in `gazelab up`, plus the embedded Redis for rate limits.
 
@@ -78,21 +78,22 @@ def run_volunteer(base: str, consent_version: str, frames: list[tuple[bytes, tup
     uploader = FrameUploader(f"{api}/frames", created["upload_token"])
     total = int(seconds * fps)
     per_dot = max(1, int(fps))
-    trial_id = None
+    trial_id, trial = None, None
     captured: list[tuple[bytes, dict]] = []
     for i in range(total):
         due = start_at + i / fps
         time.sleep(max(0.0, due - time.time()))
         jpeg, (x, y) = frames[i % len(frames)]
         if i % per_dot == 0:
-            trial_id = _post(http, f"{api}/trials", json={
-                "kind": "collection", "target_x": x, "target_y": y,
-                "shown_at": _iso_now()}).json()["trial_id"]
+            trial = {"kind": "collection", "target_x": x, "target_y": y, "shown_at": _iso_now(),
+                     "client_trial_id": uuid.uuid4().hex}
+            if batch == 1:
+                trial_id = _post(http, f"{api}/trials", json=trial).json()["trial_id"]
         captured.append((jpeg, {"client_frame_id": uuid.uuid4().hex, "trial_id": trial_id, "target_x": x,
                                 "target_y": y, "captured_at": _iso_now()}))
         stats.sent += 1
         if len(captured) == batch or (i + 1) % per_dot == 0 or i + 1 == total:
-            _upload_with_retries(uploader, captured, stats)
+            _upload_with_retries(uploader, captured, stats, None if batch == 1 else trial)
             captured = []
     uploader.close()
 
@@ -111,22 +112,25 @@ class FrameUploader:
                         "Content-Type": f"multipart/form-data; boundary={self.boundary}"}
         self.connection: http.client.HTTPConnection | None = None
 
-    def body(self, jpegs: list[bytes], meta: dict | list[dict]) -> bytes:
+    def body(self, jpegs: list[bytes], meta: dict | list[dict], trial: dict | None = None) -> bytes:
         b = self.boundary.encode()
         frames = b"".join(b'\r\nContent-Disposition: form-data; name="frame"; filename="f.jpg"\r\n'
                           + b"Content-Type: image/jpeg\r\n\r\n" + jpeg + b"\r\n--" + b for jpeg in jpegs)
-        return (b"--" + b + b'\r\nContent-Disposition: form-data; name="meta"\r\n\r\n'
-                + json.dumps(meta).encode() + b"\r\n--" + b + frames + b"--\r\n")
+        fields = [("meta", meta)] + ([("trial", trial)] if trial is not None else [])
+        texts = b"".join(b"--" + b + b'\r\nContent-Disposition: form-data; name="' + name.encode()
+                         + b'"\r\n\r\n' + json.dumps(value).encode() + b"\r\n" for name, value in fields)
+        return texts + b"--" + b + frames + b"--\r\n"
 
-    def post(self, frames: list[tuple[bytes, dict]]) -> tuple[int, str | None]:
-        """(status, Retry-After) of one request carrying `frames` ((jpeg, meta) each); raises
-        OSError / HTTPException when the connection fails."""
+    def post(self, frames: list[tuple[bytes, dict]], trial: dict | None = None) -> tuple[int, str | None]:
+        """(status, Retry-After) of one request carrying `frames` ((jpeg, meta) each) and, to
+        …/frames/batch, their `trial`; raises OSError / HTTPException when the connection fails."""
         if self.connection is None:
             self.connection = http.client.HTTPConnection(self.host, self.port, timeout=30)
         jpegs, metas = [jpeg for jpeg, _ in frames], [meta for _, meta in frames]
-        path, meta = (self.path, metas[0]) if len(frames) == 1 else (self.path + "/batch", metas)
+        one = len(frames) == 1 and trial is None
+        path, meta = (self.path, metas[0]) if one else (self.path + "/batch", metas)
         try:
-            self.connection.request("POST", path, self.body(jpegs, meta), self.headers)
+            self.connection.request("POST", path, self.body(jpegs, meta, trial), self.headers)
             response = self.connection.getresponse()
             response.read()
             return response.status, response.getheader("Retry-After")
@@ -141,11 +145,11 @@ class FrameUploader:
 
 
 def _upload_with_retries(uploader: FrameUploader, frames: list[tuple[bytes, dict]], stats: VolunteerStats,
-                         attempts: int = 5) -> None:
+                         trial: dict | None = None, attempts: int = 5) -> None:
     for attempt in range(attempts):
         started = time.perf_counter()
         try:
-            status, retry_after = uploader.post(frames)
+            status, retry_after = uploader.post(frames, trial)
         except (OSError, http.client.HTTPException):
             stats.errors += 1
             time.sleep(0.2 * (attempt + 1))

@@ -66,32 +66,14 @@ export class SessionApi {
     return this.call("POST", "/check-frame", { form });
   }
 
-  /** Idempotent per `clientTrialId`: a retry after a lost answer returns the same trial. */
-  createTrial(kind, target, shownAt, clientTrialId) {
-    return this.call("POST", "/trials", {
-      json: { kind, target_x: target.x, target_y: target.y, shown_at: shownAt,
-              client_trial_id: clientTrialId },
-    });
-  }
-
-  answerAttention(trialId, letter, answer) {
-    return this.call("PATCH", `/trials/${trialId}`, {
-      json: { attention_letter: letter, attention_answer: answer },
-    });
-  }
-
-  uploadFrame(jpeg, meta) {
-    const form = new FormData();
-    form.append("frame", jpeg, `${meta.client_frame_id}.jpg`);
-    form.append("meta", JSON.stringify(meta));
-    return this.call("POST", "/frames", { form });
-  }
-
-  /** Several frames in one request (POST …/frames/batch); resolves with one result each. */
-  uploadFrames(jpegs, metas) {
+  /** Frames of one dot in one request (POST …/frames/batch) with the dot's `trial`
+   *  (idempotent per its client_trial_id: a retry finds the trial the first try stored);
+   *  resolves with one result per frame. */
+  uploadFrames(jpegs, metas, trial) {
     const form = new FormData();
     jpegs.forEach((jpeg, i) => form.append("frame", jpeg, `${metas[i].client_frame_id}.jpg`));
     form.append("meta", JSON.stringify(metas));
+    form.append("trial", JSON.stringify(trial));
     return this.call("POST", "/frames/batch", { form }).then((body) => body.results);
   }
 

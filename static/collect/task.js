@@ -116,13 +116,10 @@ export class DotTask {
 
   // ---- uploads -----------------------------------------------------------------
 
-  enqueueTrial(kind, target) {
-    const shownAt = new Date().toISOString();
-    const clientTrialId = newFrameId();
-    const trialId = this.queue.push(() =>
-      this.api.createTrial(kind, target, shownAt, clientTrialId).then((body) => body.trial_id));
-    trialId.catch(() => {});
-    return trialId;
+  /** The trial of a dot shown now; it travels with the dot's frames (one request a dot). */
+  newTrial(kind, target) {
+    return { kind, target_x: target.x, target_y: target.y, shown_at: new Date().toISOString(),
+             client_trial_id: newFrameId() };
   }
 
   grabFrame(target) {
@@ -137,37 +134,31 @@ export class DotTask {
     return { meta, jpeg };
   }
 
-  /** `after`: a promise the uploads wait for (the attention answer), so that the server
-   *  knows the trial's outcome before its frames arrive. The frames go together, a batch
-   *  per request (at most upload_batch_frames, and well under the server's body limit):
-   *  a request's own cost on the server is paid once for them. */
-  enqueueFrames(frames, trialId, after = Promise.resolve()) {
+  /** A dot's frames go with its trial (and its attention answer, which the trial carries),
+   *  a batch per request (at most upload_batch_frames, and well under the server's body
+   *  limit): a request's own cost on the server is paid once for them. Each batch carries
+   *  the trial; the server stores it once (its client_trial_id). */
+  enqueueFrames(frames, trial) {
     this.onCapture(frames.length);
     const perBatch = Math.max(1, this.settings.upload_batch_frames || 1);
     for (let start = 0; start < frames.length; start += perBatch) {
-      this.enqueueBatch(frames.slice(start, start + perBatch), trialId, after);
+      this.enqueueBatch(frames.slice(start, start + perBatch), trial);
     }
   }
 
-  enqueueBatch(frames, trialId, after) {
+  enqueueBatch(frames, trial) {
     const upload = this.queue.push(async () => {
-      await after;
-      const [jpegs, id] = await Promise.all([Promise.all(frames.map((f) => f.jpeg)), trialId]);
-      const metas = frames.map((f) => ({ ...f.meta, trial_id: id }));
+      const jpegs = await Promise.all(frames.map((f) => f.jpeg));
+      const metas = frames.map((f) => f.meta);
       const bytes = jpegs.reduce((sum, jpeg) => sum + jpeg.size, 0);
       if (jpegs.length > 1 && bytes > 0.8 * (this.settings.max_upload_bytes || Infinity)) {
-        return Promise.all(jpegs.map((jpeg, i) => this.api.uploadFrame(jpeg, metas[i])));
+        const single = await Promise.all(jpegs.map((jpeg, i) => this.api.uploadFrames([jpeg], [metas[i]], trial)));
+        return single.flat();
       }
-      return jpegs.length === 1 ? [await this.api.uploadFrame(jpegs[0], metas[0])]
-        : this.api.uploadFrames(jpegs, metas);
+      return this.api.uploadFrames(jpegs, metas, trial);
     }, frames.length);
     upload.then((results) => results.forEach((body) => this.onFrame(body)),
       () => frames.forEach(() => this.onFrame(null)));
-  }
-
-  enqueueAnswer(trialId, letter, answer) {
-    return this.queue.push(async () => this.api.answerAttention(await trialId, letter, answer))
-      .catch(() => {});
   }
 
   // ---- fixed dots (calibration and collection) -----------------------------------
@@ -199,7 +190,7 @@ export class DotTask {
     await this.sleep(GAP_MS);
     this.showDot(target);
     this.dot.classList.add("arriving");
-    const trialId = this.enqueueTrial(kind, target);
+    const trial = this.newTrial(kind, target);
     await this.sleep(s.fixation_delay_ms);
 
     const frames = [];
@@ -217,9 +208,9 @@ export class DotTask {
     this.letter.textContent = "";
     delete this.dot.dataset.letter;
 
-    // Frames of an interrupted dot never reach this point: they are simply dropped.
-    const answered = this.enqueueAnswer(trialId, letter, answer);
-    this.enqueueFrames(frames, trialId, answered);
+    // Frames of an interrupted dot never reach this point: they are simply dropped, and
+    // its trial, which travels with them, is never stored.
+    this.enqueueFrames(frames, { ...trial, attention_letter: letter, attention_answer: answer });
     this.results.trials += 1;
     if (answer === letter) this.results.attentionPassed += 1;
     else this.results.attentionFailed += 1;
@@ -257,7 +248,7 @@ export class DotTask {
     const s = this.settings;
     const distance = Math.hypot(to.x - from.x, to.y - from.y);
     const duration = Math.min((distance / s.target_speed) * 1000, msAllowed);
-    const trialId = this.enqueueTrial("pursuit", to);
+    const trial = this.newTrial("pursuit", to);
     const frames = [];
     this.showDot(from);
     for (let tick = 0, t = 0; t <= duration; tick += 1, t += tickMs) {
@@ -267,7 +258,7 @@ export class DotTask {
       if (tick % s.skip_frames === 0) frames.push(this.grabFrame(here));
       await this.sleep(tickMs);
     }
-    this.enqueueFrames(frames, trialId);
+    this.enqueueFrames(frames, trial);
     return duration;
   }
 }

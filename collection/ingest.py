@@ -400,6 +400,9 @@ def _store(db: Session, config: Config, items: list[tuple[dict[str, Any], Any, b
     # our write holds the whole database.
     locks_rows = db.get_bind().dialect.name != "sqlite"
     rows = [_sample_row(row, extraction) for row, extraction, _ in items]
+    # The trials whose attention is read again (below). Not a trial this transaction stores:
+    # no answer but the one it came with, already applied, can reach it before this commits.
+    trial_ids = sorted({row["trial_id"] for row in rows if row["trial_id"] is not None})
     trial_id = None
     try:
         db.flush()   # the session's last activity (authorize's touch), written first as before
@@ -408,7 +411,6 @@ def _store(db: Session, config: Config, items: list[tuple[dict[str, Any], Any, b
             trial_id = connection.execute(INSERT_TRIAL, new_trial).scalar_one()
             for row in rows:
                 row["trial_id"] = trial_id
-        trial_ids = sorted({row["trial_id"] for row in rows if row["trial_id"] is not None})
         if locks_rows:
             _reject_failed_attention(db, rows, trial_ids)
         # one statement each for the samples, their crops and raw frames, however many

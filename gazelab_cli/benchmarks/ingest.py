@@ -207,9 +207,9 @@ def start_server(database_url: str | None, web_workers: int | None):
 
     def stop(volunteer_ids: list[str]) -> None:
         broker.stop_process(web)
-        broker.stop_process(redis_process)
-        if database_url:
+        if database_url:   # while the broker still answers: each erasure tells it (note_erasure)
             _delete_bench_volunteers(config, volunteer_ids)
+        broker.stop_process(redis_process)
         shutil.rmtree(data_dir, ignore_errors=True)
     return base, stop, config.server.web_workers, web.pid
 

@@ -251,6 +251,10 @@ class TrialUpload:
     attention_letter: str | None = None
     attention_answer: str | None = None
 
+    @property
+    def attention_passed(self) -> bool | None:
+        return attention_outcome(self.attention_letter, self.attention_answer)
+
 
 @dataclass(frozen=True)
 class FrameContext:
@@ -274,7 +278,7 @@ def _frame_context(db: Session, session_id: str, uploads: list[FrameUpload],
     trials = {r.id: (r.session_id, r.passed) for r in rows if r.kind in ("trial", "carried")}
     carried_id = next((r.id for r in rows if r.kind == "carried"), None)
     if trial is not None and carried_id is None:
-        trials[None] = (session_id, attention_outcome(trial.attention_letter, trial.attention_answer))
+        trials[None] = (session_id, trial.attention_passed)
     return FrameContext(stored={r.frame_id: _already_received(r.id, r.status, r.reasons)
                                 for r in rows if r.kind == "sample"},
                         trials=trials, carried_id=carried_id)
@@ -311,8 +315,7 @@ def ingest_dot(db: Session, config: Config, session: CollectionSession, trial: T
     check_target(session, trial.target_x, trial.target_y)
     stored = _ingest(db, config, session, uploads, trial)
     return {"trial_id": stored.trial_id, "trial_duplicate": not stored.trial_created,
-            "attention_passed": attention_outcome(trial.attention_letter, trial.attention_answer),
-            "results": stored.results}
+            "attention_passed": trial.attention_passed, "results": stored.results}
 
 
 class StoredBatch(NamedTuple):
@@ -342,10 +345,7 @@ def _ingest(db: Session, config: Config, session: CollectionSession, uploads: li
             results[index] = done
         else:
             pending.append((index, *item))
-    new_trial = None
-    if trial is not None and context.carried_id is None:
-        new_trial = {"session_id": session_id, **asdict(trial),
-                     "attention_passed": attention_outcome(trial.attention_letter, trial.attention_answer)}
+    new_trial = (session_id, trial) if trial is not None and context.carried_id is None else None
     # PostgreSQL may break a deadlock with an erasure or a review by rolling this write back:
     # the extractions stand, the write runs again.
     stored = retrying_deadlocks(db, lambda: _store(db, config, [(row, e, f) for _, row, e, f in pending],
@@ -384,10 +384,10 @@ def _extract_upload(db: Session, config: Config, session: CollectionSession, upl
 
 
 def _store(db: Session, config: Config, items: list[tuple[dict[str, Any], Any, bytes]],
-           screen: tuple[int, int], new_trial: dict[str, Any] | None = None
+           screen: tuple[int, int], new_trial: tuple[str, TrialUpload] | None = None
            ) -> StoredBatch:
-    """Write extracted frames' samples (and crops), the trial they came with (`new_trial`, a
-    trials row; its id goes into the samples) and their admin-summary counts in one
+    """Write extracted frames' samples (and crops), the trial they came with (`new_trial`:
+    its session's id and it; its id goes into the samples) and their admin-summary counts in one
     transaction, as Core statements: the ORM's unit of work cost more than the rest of the
     write together. (Everything else writes samples through the ORM, whose flush hook keeps
     the summary; here collection.summary.count_new is called instead.) `items`: (sample
@@ -408,7 +408,9 @@ def _store(db: Session, config: Config, items: list[tuple[dict[str, Any], Any, b
         db.flush()   # the session's last activity (authorize's touch), written first as before
         connection = db.connection()
         if new_trial is not None:
-            trial_id = connection.execute(INSERT_TRIAL, new_trial).scalar_one()
+            session_id, trial = new_trial
+            trial_id = connection.execute(INSERT_TRIAL, {"session_id": session_id, **asdict(trial),
+                                                         "attention_passed": trial.attention_passed}).scalar_one()
             for row in rows:
                 row["trial_id"] = trial_id
         if locks_rows:
@@ -436,7 +438,7 @@ def _store(db: Session, config: Config, items: list[tuple[dict[str, Any], Any, b
         # or the volunteer was erased while these frames were being extracted.
         db.rollback()
         if new_trial is not None:   # the trial first, on its own (or the one stored meanwhile)
-            trial_id, created = _add_carried_trial(db, new_trial)
+            trial_id, created = _add_carried_trial(db, *new_trial)
             items = [({**row, "trial_id": trial_id}, extraction, frame) for row, extraction, frame in items]
             return StoredBatch(_store(db, config, items, screen).results, trial_id, created)
         if len(items) > 1:   # sort out which: each on its own
@@ -453,15 +455,14 @@ def _store(db: Session, config: Config, items: list[tuple[dict[str, Any], Any, b
                        trial_id, trial_id is not None)
 
 
-def _add_carried_trial(db: Session, new_trial: dict[str, Any]) -> tuple[int, bool]:
+def _add_carried_trial(db: Session, session_id: str, trial: TrialUpload) -> tuple[int, bool]:
     """(the id of a batch's trial, whether this call stored it): stored on its own
     (add_trial) unless a concurrent try of the same request stored it first."""
-    session = db.get(CollectionSession, new_trial["session_id"])
+    session = db.get(CollectionSession, session_id)
     if session is None:
         raise NotFound("unknown_session", "this session was deleted; the frames were not stored")
-    fields = {k: v for k, v in new_trial.items() if k not in ("session_id", "attention_passed")}
-    trial, duplicate = add_trial(db, session, **fields)
-    return trial.id, not duplicate
+    stored, duplicate = add_trial(db, session, **asdict(trial))
+    return stored.id, not duplicate
 
 
 def _sample_row(row: dict[str, Any], extraction) -> dict[str, Any]:

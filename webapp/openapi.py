@@ -27,6 +27,11 @@ SESSION_ID = {"name": "session_id", "in": "path", "required": True,
 BEARER = [{"uploadToken": []}]
 NUMBER = {"type": "number", "minimum": 0, "maximum": max(MAX_SCREEN_WIDTH, MAX_SCREEN_HEIGHT)}
 DATETIME = {"type": "string", "format": "date-time"}
+CLIENT_ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]{8,64}$"}
+LETTER = {"type": "string", "enum": ["L", "R"]}
+# A trial as POST …/trials takes it; the batch's `trial` field adds its attention check.
+TRIAL_PROPERTIES = {"kind": {"type": "string", "enum": list(TRIAL_KINDS)}, "target_x": NUMBER,
+                    "target_y": NUMBER, "shown_at": DATETIME}
 SUMMARY = {"type": "object", "required": ["session_id", "volunteer_id", "status", "counts"],
            "properties": {"session_id": {"type": "string"}, "volunteer_id": {"type": "string"},
                           "status": {"type": "string"}, "screen_width": {"type": "integer"},
@@ -168,22 +173,13 @@ def openapi_document() -> dict[str, Any]:
                                                         "items": {"type": "number"}}}},
                 "NewTrial": {"type": "object", "additionalProperties": False,
                              "required": ["kind", "target_x", "target_y", "shown_at"],
-                             "properties": {"kind": {"type": "string", "enum": list(TRIAL_KINDS)},
-                                            "target_x": NUMBER, "target_y": NUMBER,
-                                            "shown_at": DATETIME,
-                                            "client_trial_id": {"type": "string", "nullable": True,
-                                                                "pattern": "^[A-Za-z0-9_-]{8,64}$"}}},
+                             "properties": {**TRIAL_PROPERTIES,
+                                            "client_trial_id": {**CLIENT_ID, "nullable": True}}},
                 "CarriedTrial": {"type": "object", "additionalProperties": False,
                                  "required": ["kind", "target_x", "target_y", "shown_at", "client_trial_id"],
-                                 "properties": {"kind": {"type": "string", "enum": list(TRIAL_KINDS)},
-                                                "target_x": NUMBER, "target_y": NUMBER,
-                                                "shown_at": DATETIME,
-                                                "client_trial_id": {"type": "string",
-                                                                    "pattern": "^[A-Za-z0-9_-]{8,64}$"},
-                                                "attention_letter": {"type": "string", "enum": ["L", "R"],
-                                                                     "nullable": True},
-                                                "attention_answer": {"type": "string", "enum": ["L", "R"],
-                                                                     "nullable": True}}},
+                                 "properties": {**TRIAL_PROPERTIES, "client_trial_id": CLIENT_ID,
+                                                "attention_letter": {**LETTER, "nullable": True},
+                                                "attention_answer": {**LETTER, "nullable": True}}},
                 "TrialCreated": {"type": "object", "required": ["trial_id", "duplicate"],
                                  "properties": {"trial_id": {"type": "integer"},
                                                 "duplicate": {"type": "boolean"}}},

@@ -196,6 +196,13 @@ def png_with_header_only(width: int, height: int) -> bytes:
         + chunk(b"IEND", b"")
 
 
+def jpeg_with_header_only(width: int, height: int) -> bytes:
+    """SOI, an APP0 segment and a baseline frame header (3 components) — no tables, no pixels."""
+    frame = struct.pack(">BHHB", 8, height, width, 3) + bytes([1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1])
+    return (b"\xff\xd8" + b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\0\1\1\0\0\1\0\1\0\0"
+            + b"\xff\xc0" + struct.pack(">H", 2 + len(frame)) + frame)
+
+
 def hostile_inputs() -> dict[str, bytes]:
     good = images.jpeg(images.frame())
     transparent = np.dstack([images.frame(), np.full((480, 640), 128, np.uint8)])
@@ -211,6 +218,7 @@ def hostile_inputs() -> dict[str, bytes]:
         "grayscale png": images.png(grey),
         "tiny": images.jpeg(images.frame()[:32, :32]),
         "gigantic header": png_with_header_only(60_000, 60_000),
+        "gigantic jpeg header": jpeg_with_header_only(60_000, 60_000),
         "gif": _gif(),
         "text": b"this is not an image",
         "html": b"<html><body>hi</body></html>",
@@ -233,8 +241,9 @@ def test_hostile_input_is_a_bad_image(config, name):
     assert result.message
 
 
-def test_gigantic_image_is_refused_from_its_header(config):
-    result = extract(png_with_header_only(60_000, 60_000), config)
+@pytest.mark.parametrize("header", [png_with_header_only, jpeg_with_header_only])
+def test_gigantic_image_is_refused_from_its_header(config, header):
+    result = extract(header(60_000, 60_000), config)
     assert "too large" in result.message
     # a real one just above the limit, too (it compresses to a few kB)
     side = int(config.extraction.max_pixels ** 0.5) + 10
@@ -274,6 +283,56 @@ _FUZZ_BASE = images.jpeg(images.frame(), quality=70)
 def test_random_bytes_are_a_bad_image(data):
     result = extract(data, load_config(environ={}))
     assert result.reasons == ["bad_image"]
+
+
+def _pillow_jpegs() -> dict[str, bytes]:
+    """JPEGs as other encoders write them: progressive, with EXIF and ICC segments, restart
+    markers, grey, CMYK, fill bytes before a marker."""
+    from io import BytesIO
+
+    from PIL import Image
+    picture = Image.fromarray(images.frame())
+    variants = {"progressive": dict(progressive=True), "exif and icc": dict(exif=b"Exif\0\0" + bytes(200),
+                                                                         icc_profile=bytes(3000)),
+                "restart markers": dict(restart_marker_blocks=4), "4:4:4": dict(subsampling=0)}
+    encoded = {}
+    for name, options in variants.items():
+        buffer = BytesIO()
+        picture.save(buffer, "JPEG", quality=80, **options)
+        encoded[name] = buffer.getvalue()
+    for name, mode in (("grey", "L"), ("cmyk", "CMYK")):
+        buffer = BytesIO()
+        picture.convert(mode).save(buffer, "JPEG")
+        encoded[name] = buffer.getvalue()
+    browser = images.jpeg(images.frame())
+    encoded["browser"] = browser
+    encoded["fill bytes"] = browser[:2] + b"\xff\xff\xff" + browser[2:]
+    return encoded
+
+
+@pytest.mark.parametrize("name", list(_pillow_jpegs()))
+def test_jpeg_frame_header_reads_what_pillow_reads(config, name):
+    from io import BytesIO
+
+    from PIL import Image
+
+    from collection.codec import COLOUR_MODES, jpeg_frame_header, read_header
+    data = _pillow_jpegs()[name]
+    with Image.open(BytesIO(data)) as image:
+        size, colour = image.size, image.mode in COLOUR_MODES
+    width, height, components = jpeg_frame_header(data)
+    assert ((width, height), components == 3) == (size, colour)
+    expected = size if colour else "Please send a colour picture without transparency."
+    header = read_header(data, config.extraction.max_pixels, config.extraction.min_side)
+    assert getattr(header, "message", header) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=300))
+def test_jpeg_frame_header_never_raises_on_any_bytes(data):
+    from collection.codec import jpeg_frame_header
+    header = jpeg_frame_header(b"\xff\xd8\xff" + data)
+    assert header is None or (len(header) == 3 and min(header[:2]) >= 0 and header[1] > 0)
 
 
 # ---------------------------------------------------------------- storage and process
@@ -345,10 +404,14 @@ def test_bench_extract_prints_one_json_object():
 
 # ---------------------------------------------------------------- fast paths agree with the slow ones
 
-def test_landmarks_from_serialised_records_equal_the_field_by_field_ones(frame):
+def test_landmarks_from_the_lean_graph_run_equal_mediapipes_own(frame):
+    """serialised_faces + the record reader give what FaceMesh.process gives, field by field."""
     face = extraction.face_mesh().process(frame).multi_face_landmarks[0]
-    fast = extraction._landmark_array(face, (640, 480))
     slow = np.array([(p.x, p.y) for p in face.landmark], np.float32) * np.float32([640, 480])
-    assert fast.dtype == np.float32 and np.array_equal(fast, slow)
+    [serialised] = extraction.face_mesh().serialised_faces(frame)
+    assert serialised == face.SerializeToString()
+    [fast] = extraction.detect_landmarks(frame)
+    assert fast.dtype == np.float32 and fast.shape == (478, 2) and np.array_equal(fast, slow)
     face.landmark[0].visibility = 0.5                       # another layout: the slow path
-    assert np.array_equal(extraction._landmark_array(face, (640, 480)), slow)
+    assert np.array_equal(extraction._landmark_array(face.SerializeToString(), (640, 480)), slow)
+    assert extraction.face_mesh().serialised_faces(np.zeros((480, 640, 3), np.uint8)) == []

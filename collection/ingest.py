@@ -59,7 +59,13 @@ FRAME_CONTEXT = union_all(
     select(literal_column("'carried'"), TRIALS.c.client_trial_id, TRIALS.c.id, cast(null(), String),
            cast(null(), String), TRIALS.c.session_id, TRIALS.c.attention_passed)
     .where(TRIALS.c.session_id == bindparam("session_id"),
-           TRIALS.c.client_trial_id == bindparam("client_trial_id")))
+           TRIALS.c.client_trial_id == bindparam("client_trial_id")),
+    # the session's calibration dots (id: how many) and other trials, for ends_calibration
+    *(select(literal_column(f"'{kind}'"), cast(null(), String), func.count(), cast(null(), String),
+             cast(null(), String), cast(null(), String), cast(null(), Boolean))
+      .where(TRIALS.c.session_id == bindparam("session_id"), condition)
+      for kind, condition in (("calibration_dots", TRIALS.c.kind == "calibration"),
+                              ("other_trials", TRIALS.c.kind != "calibration"))))
 # last_activity_at is written at most this often (seconds), not on every frame.
 ACTIVITY_RESOLUTION_S = 30
 
@@ -264,6 +270,8 @@ class FrameContext:
     # while it is not stored yet (its frames get its id when it is written with them)
     trials: dict[int | None, tuple[str, bool | None]]
     carried_id: int | None = None                   # the carried trial, if an earlier try stored it
+    calibration_dots: int = 0                       # the session's trials before this batch's
+    other_trials: int = 0
 
 
 def _frame_context(db: Session, session_id: str, uploads: list[FrameUpload],
@@ -279,9 +287,10 @@ def _frame_context(db: Session, session_id: str, uploads: list[FrameUpload],
     carried_id = next((r.id for r in rows if r.kind == "carried"), None)
     if trial is not None and carried_id is None:
         trials[None] = (session_id, trial.attention_passed)
+    counts = {r.kind: r.id for r in rows if r.kind in ("calibration_dots", "other_trials")}
     return FrameContext(stored={r.frame_id: _already_received(r.id, r.status, r.reasons)
                                 for r in rows if r.kind == "sample"},
-                        trials=trials, carried_id=carried_id)
+                        trials=trials, carried_id=carried_id, **counts)
 
 
 def ingest_frame(db: Session, config: Config, session: CollectionSession, *, frame: bytes,
@@ -307,21 +316,25 @@ def ingest_frames(db: Session, config: Config, session: CollectionSession,
 
 
 def ingest_dot(db: Session, config: Config, session: CollectionSession, trial: TrialUpload,
-               uploads: list[FrameUpload]) -> dict[str, Any]:
+               uploads: list[FrameUpload]) -> tuple[dict[str, Any], bool]:
     """`ingest_frames` for a dot's frames with the dot's trial, stored together in the same
     transaction (the frames' trial_id must be None: they belong to `trial`). A retry finds
-    the trial stored by the first try (its client_trial_id). Answers {trial_id,
-    trial_duplicate, attention_passed, results}."""
+    the trial stored by the first try (its client_trial_id). Answers ({trial_id,
+    trial_duplicate, attention_passed, results}, whether this trial ends the session's
+    calibration — see ends_calibration; counted before it was stored, so two dots stored at
+    once may both say so, never neither)."""
     check_target(session, trial.target_x, trial.target_y)
     stored = _ingest(db, config, session, uploads, trial)
-    return {"trial_id": stored.trial_id, "trial_duplicate": not stored.trial_created,
-            "attention_passed": trial.attention_passed, "results": stored.results}
+    answer = {"trial_id": stored.trial_id, "trial_duplicate": not stored.trial_created,
+              "attention_passed": trial.attention_passed, "results": stored.results}
+    return answer, stored.trial_created and stored.ends_calibration and trial.kind != "calibration"
 
 
 class StoredBatch(NamedTuple):
     results: list[dict[str, Any]]
     trial_id: int | None = None       # the batch's carried trial
     trial_created: bool = False       # stored by this request (not by an earlier try)
+    ends_calibration: bool = False    # the session had calibration dots and no other trial
 
 
 def _ingest(db: Session, config: Config, session: CollectionSession, uploads: list[FrameUpload],
@@ -352,7 +365,8 @@ def _ingest(db: Session, config: Config, session: CollectionSession, uploads: li
                                                    screen, new_trial))
     for (index, *_), result in zip(pending, stored.results):
         results[index] = result
-    return stored._replace(results=results, trial_id=stored.trial_id or context.carried_id)
+    return stored._replace(results=results, trial_id=stored.trial_id or context.carried_id,
+                           ends_calibration=context.calibration_dots > 0 and context.other_trials == 0)
 
 
 def _extract_upload(db: Session, config: Config, session: CollectionSession, upload: FrameUpload,

@@ -229,8 +229,8 @@ def upload_frames(session_id: str):
     if trial is None:
         answer = {"results": ingest.ingest_frames(db, config, session, uploads)}
     else:
-        answer = ingest.ingest_dot(db, config, session, trial, uploads)
-        if not answer["trial_duplicate"] and ingest.ends_calibration(db, session.id, answer["trial_id"], trial.kind):
+        answer, ends_calibration = ingest.ingest_dot(db, config, session, trial, uploads)
+        if ends_calibration:
             _queue_calibration_fit(session.id)
     return jsonify(answer), 200 if all(result["duplicate"] for result in answer["results"]) else 201
 

@@ -10,8 +10,10 @@ default [collection] upload_batch_frames, as the page; `batch` 1: the trial on i
 page does); a frame that never gets a 2xx is lost. Without --url, a server is started on a
 fresh data folder: gunicorn as in `gazelab up`, plus the embedded Redis for rate limits.
 
-The floor: before the load starts, the same frames are decoded and run through Face Mesh
-alone in this process (one thread); `floor_fps` = cores x 1000 / that CPU ms, and
+The floor: before the load starts and again once it has ended, the same frames are decoded
+and run through Face Mesh alone in this process (one thread); `floor_fps` = cores x 1000 /
+the mean of the two CPU ms (on a shared machine the floor drifts by tens of per cent within
+minutes, and one measurement moved `efficiency` more than the code did), and
 `efficiency` = stored frames per second / floor_fps. The CPU seconds the server's processes
 and this client spent are reported per stored frame: this client shares the machine's
 cores with the server, as a volunteer's browser would not.
@@ -271,7 +273,8 @@ def bench_ingest(volunteers: int, seconds: float, fps: float, url: str | None,
                  database_url: str | None, web_workers: int | None, batch: int | None = None) -> dict:
     import psutil
     frames = render_frames(volunteers, per_volunteer=25)
-    floor = floor_ms([jpeg for per in frames for jpeg, _ in per][:100])
+    floor_frames = [jpeg for per in frames for jpeg, _ in per][:100]
+    floor_before = floor_ms(floor_frames)
     cores = os.cpu_count() or 1
     batch = batch or load_config().collection.upload_batch_frames
     stop = None
@@ -298,11 +301,13 @@ def bench_ingest(volunteers: int, seconds: float, fps: float, url: str | None,
         wall = time.time() - start_at - (volunteers - 1) / volunteers
         server_cpu = _cpu_seconds(server) - server_cpu
         client_cpu = sum(client.cpu_times()[:2]) - client_cpu
+        floor_after = floor_ms(floor_frames)
     finally:
         if stop is not None:
             stop([s.volunteer_id for s in stats + warm if s.volunteer_id])
     latencies = np.array([v for s in stats for v in s.latencies_ms] or [np.nan])
     stored = sum(s.stored for s in stats)
+    floor = (floor_before + floor_after) / 2
     floor_fps = cores * 1000 / floor
     per_frame = 1000 / max(stored, 1)
     return {
@@ -316,7 +321,8 @@ def bench_ingest(volunteers: int, seconds: float, fps: float, url: str | None,
         "latency_ms_p99": round(float(np.percentile(latencies, 99)), 1),
         "lost_frames": sum(s.lost for s in stats), "errors": sum(s.errors for s in stats),
         "rate_limited": sum(s.rate_limited for s in stats),
-        "floor_cpu_ms_per_frame": round(floor, 3), "floor_fps": round(floor_fps, 1),
+        "floor_cpu_ms_per_frame": round(floor, 3), "floor_cpu_ms_before": round(floor_before, 3),
+        "floor_cpu_ms_after": round(floor_after, 3), "floor_fps": round(floor_fps, 1),
         "efficiency": round(stored / wall / floor_fps, 3),
         "server_cpu_ms_per_frame": round(server_cpu * per_frame, 2) if server else None,
         "client_cpu_ms_per_frame": round(client_cpu * per_frame, 2),

@@ -184,8 +184,13 @@ def ends_calibration(db: Session, session_id: str, trial_id: int, kind: str) -> 
         return False
     is_calibration = Trial.kind == "calibration"
     calibration, others = db.execute(select(func.count().filter(is_calibration), func.count().filter(~is_calibration))
-                                     .where(Trial.session_id == session_id, Trial.id <= trial_id)).one()
-    return calibration > 0 and others == 1
+                                     .where(Trial.session_id == session_id, Trial.id < trial_id)).one()
+    return first_after_calibration(kind, calibration, others)
+
+
+def first_after_calibration(kind: str, calibration_dots: int, other_trials: int) -> bool:
+    """Whether a new trial of `kind` ends the calibration, given the session's trials before it."""
+    return kind != "calibration" and calibration_dots > 0 and other_trials == 0
 
 
 def _existing_trial(db: Session, session: CollectionSession, client_trial_id: str | None) -> Trial | None:
@@ -327,14 +332,14 @@ def ingest_dot(db: Session, config: Config, session: CollectionSession, trial: T
     stored = _ingest(db, config, session, uploads, trial)
     answer = {"trial_id": stored.trial_id, "trial_duplicate": not stored.trial_created,
               "attention_passed": trial.attention_passed, "results": stored.results}
-    return answer, stored.trial_created and stored.ends_calibration and trial.kind != "calibration"
+    return answer, stored.trial_created and stored.ends_calibration
 
 
 class StoredBatch(NamedTuple):
     results: list[dict[str, Any]]
     trial_id: int | None = None       # the batch's carried trial
     trial_created: bool = False       # stored by this request (not by an earlier try)
-    ends_calibration: bool = False    # the session had calibration dots and no other trial
+    ends_calibration: bool = False    # the carried trial is the first after the calibration dots
 
 
 def _ingest(db: Session, config: Config, session: CollectionSession, uploads: list[FrameUpload],
@@ -366,7 +371,8 @@ def _ingest(db: Session, config: Config, session: CollectionSession, uploads: li
     for (index, *_), result in zip(pending, stored.results):
         results[index] = result
     return stored._replace(results=results, trial_id=stored.trial_id or context.carried_id,
-                           ends_calibration=context.calibration_dots > 0 and context.other_trials == 0)
+                           ends_calibration=trial is not None and first_after_calibration(
+                               trial.kind, context.calibration_dots, context.other_trials))
 
 
 def _extract_upload(db: Session, config: Config, session: CollectionSession, upload: FrameUpload,

@@ -167,6 +167,7 @@ def test_full_flow_stores_samples_with_crops_and_attention(gz, worker, web, page
     page.wait_for_function("!document.body.dataset.paused")
     letters += answer_letters(page)
     wait_finished(page)
+    page.wait_for_function("document.body.dataset.coverage")   # the map is fetched after the summary
     screenshot(page, "collect-7-finish", full_page=True)
 
     assert len(letters) >= 39  # 9 calibration + 30 dots (a paused dot is shown again)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import struct
 import subprocess
 import sys
@@ -285,6 +286,7 @@ def test_random_bytes_are_a_bad_image(data):
     assert result.reasons == ["bad_image"]
 
 
+@functools.cache
 def _pillow_jpegs() -> dict[str, bytes]:
     """JPEGs as other encoders write them: progressive, with EXIF and ICC segments, restart
     markers, grey, CMYK, fill bytes before a marker."""

@@ -509,8 +509,10 @@ async function finish() {
   try {
     const coverage = await state.api.coverage(16, 9);
     drawCoverage($("coverage"), coverage, state.screen.width / state.screen.height);
+    body.dataset.coverage = "drawn";
   } catch (error) {
     $("coverage-figure").hidden = true;
+    body.dataset.coverage = "none";
   }
 }
 

@@ -94,6 +94,7 @@ SPEC: dict[str, dict[str, Key]] = {
         "database_url": _text(),
         "broker_url": _text(),
         "web_workers": _int(1, 64),
+        "web_threads": _int(1, 64),
         "worker_concurrency": _int(1, 64),
         "secret_key": _text(nonempty=False),
         "max_upload_bytes": _int(1000, 100_000_000),

@@ -15,9 +15,6 @@ from gazelab.files import private_data_dir, secret_key
 from gazelab.db import session_scope
 
 
-WEB_THREADS = 4
-
-
 def _bin(name: str) -> str:
     return os.path.join(os.path.dirname(sys.executable), name)
 
@@ -33,7 +30,7 @@ def web_command(config: Config, port: int | None = None) -> list[str]:
     # gthread: a long download streams in a thread; the worker keeps answering the arbiter,
     # so no timeout cuts it off.
     return [_bin("gunicorn"), "--workers", str(config.server.web_workers),
-            "--worker-class", "gthread", "--threads", str(WEB_THREADS),
+            "--worker-class", "gthread", "--threads", str(config.server.web_threads),
             "--bind", f"{config.server.host}:{port or config.server.port}",
             # keep-alive 5 s, not 2: the page sends a dot's frames every ~3 s, and a request
             # written into a connection the server just closed as idle fails (a broken pipe)

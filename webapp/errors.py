@@ -70,7 +70,8 @@ def register(app: Flask) -> None:
         code = (exc.name or "error").lower().replace(" ", "_")
         if exc.code == 413:
             code = "too_large"
-            message = f"request body is larger than {app.config['MAX_CONTENT_LENGTH']} bytes"
+            message = (exc.description if exc.description != type(exc).description   # a limit of our own
+                       else f"request body is larger than {app.config['MAX_CONTENT_LENGTH']} bytes")
         else:
             message = exc.description or exc.name
         return error_response(exc.code or 500, code, message)

@@ -185,7 +185,7 @@ def start_server(database_url: str | None, web_workers: int | None):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("GAZELAB_SERVER_")
-           or k in ("GAZELAB_SERVER_WEB_WORKERS",)}
+           or k in ("GAZELAB_SERVER_WEB_WORKERS", "GAZELAB_SERVER_WEB_THREADS")}
     env.update({"GAZELAB_SERVER_DATA_DIR": str(data_dir), "GAZELAB_SERVER_PORT": str(port),
                 "GAZELAB_SERVER_SESSIONS_PER_IP_PER_HOUR": "100000",
                 "GAZELAB_SERVER_BROKER_URL": "embedded", "GAZELAB_SERVER_SECRET_KEY": "bench-secret-" + uuid.uuid4().hex,

@@ -26,9 +26,10 @@ Conventions (the same everywhere in GazeLab):
   crop resampled to SHARPNESS_SIDE px; `brightness` the mean grey level (0..255) of that crop;
   iris positions are normalised within their eye crop (0..1, 0.5 = centre).
 
-One FaceMesh per process, created lazily in the process that uses it (MediaPipe graphs do
-not survive fork). `static_image_mode=True`: every frame is independent (frames of different
-volunteers interleave in one worker), and tracking mode measured no faster here.
+One FaceMesh per thread, created lazily in the thread that uses it (MediaPipe graphs do not
+survive fork; a graph runs one frame at a time, so threads sharing one wait for it).
+`static_image_mode=True`: every frame is independent (frames of different volunteers
+interleave in one worker), and tracking mode measured no faster here.
 """
 from __future__ import annotations
 
@@ -130,25 +131,29 @@ def _rejected(reason: str, message: str | None = None, features: Features | None
 
 # ---------------------------------------------------------------- detector
 
-_detector = None
-_detector_pid: int | None = None
-_detector_lock = threading.Lock()
+_graphs = threading.local()        # .mesh: this thread's FaceMesh
+_graph_pid: int | None = None       # the process that made the first FaceMesh
 
 
 def face_mesh():
-    """The process's FaceMesh (a `_FaceMesh`), created on first use.
+    """This thread's FaceMesh (a `_FaceMesh`), created on its first use (~30 MB and a second of CPU).
+
+    One per thread, not one per process behind a lock: a graph takes one frame at a time, and
+    with one graph the web process's second thread spent about a quarter of its time waiting
+    for it while the CPU stood partly idle.
 
     MediaPipe does not survive fork: a child forked after its parent ran a FaceMesh crashes
     (SIGSEGV/SIGABRT) when it runs one, even a new one. Such a child gets an error instead.
     """
-    global _detector, _detector_pid
-    if _detector is not None and _detector_pid != os.getpid():
-        raise RuntimeError(f"MediaPipe was started in process {_detector_pid} before it forked "
+    global _graph_pid
+    if _graph_pid is not None and _graph_pid != os.getpid():
+        raise RuntimeError(f"MediaPipe was started in process {_graph_pid} before it forked "
                            f"this one ({os.getpid()}); start it only in the process that uses it")
-    if _detector is None:
-        _detector = _face_mesh_class()(static_image_mode=True, max_num_faces=2, refine_landmarks=True)
-        _detector_pid = os.getpid()
-    return _detector
+    mesh = getattr(_graphs, "mesh", None)
+    if mesh is None:
+        mesh = _graphs.mesh = _face_mesh_class()(static_image_mode=True, max_num_faces=2, refine_landmarks=True)
+        _graph_pid = os.getpid()
+    return mesh
 
 
 def _face_mesh_class():
@@ -209,8 +214,7 @@ def detect_landmarks(rgb: np.ndarray) -> list[np.ndarray]:
     height, width = rgb.shape[:2]
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError("Face Mesh takes three-channel RGB pictures")
-    with _detector_lock:
-        faces = face_mesh().serialised_faces(np.ascontiguousarray(rgb))
+    faces = face_mesh().serialised_faces(np.ascontiguousarray(rgb))
     return [_landmark_array(face, (width, height)) for face in faces]
 
 

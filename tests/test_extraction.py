@@ -6,6 +6,7 @@ import functools
 import struct
 import subprocess
 import sys
+import threading
 import zlib
 
 import cv2
@@ -379,8 +380,13 @@ print(in_forked_child())                  # now a forked child must refuse, not 
 """
 
 
-def test_detector_is_created_lazily_per_process_and_refused_after_fork(found):
+def test_detector_is_created_lazily_per_thread_and_refused_after_fork(found):
     assert extraction.face_mesh() is extraction.face_mesh()
+    other: list = []
+    thread = threading.Thread(target=lambda: other.append(extraction.face_mesh()))
+    thread.start()
+    thread.join()
+    assert other[0] is not extraction.face_mesh()
     run = subprocess.run([sys.executable, "-c", FORK_SCRIPT], cwd=REPO_ROOT, capture_output=True,
                          text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
@@ -388,6 +394,28 @@ def test_detector_is_created_lazily_per_process_and_refused_after_fork(found):
     assert lines[0] == "0: accepted Face found"
     assert lines[1] == "accepted"
     assert lines[2] == "0: rejected The picture could not be processed."
+
+
+def test_threads_extracting_at_once_each_get_what_one_thread_gets(frame):
+    """Each thread runs its own graph: frames extracted by two threads at once give the very
+    landmarks one thread gives on its own."""
+    frames = [frame, np.ascontiguousarray(frame[:, ::-1]), np.zeros((480, 640, 3), np.uint8)] * 4
+    alone = [extraction.detect_landmarks(picture) for picture in frames]
+    at_once: dict[int, list] = {}
+
+    def run(worker: int) -> None:
+        at_once[worker] = [extraction.detect_landmarks(picture) for picture in frames]
+
+    threads = [threading.Thread(target=run, args=(worker,)) for worker in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert len(alone[0]) == len(alone[1]) == 1 and alone[2] == []
+    for worker in range(2):
+        assert len(at_once[worker]) == len(frames)
+        for got, expected in zip(at_once[worker], alone):
+            assert len(got) == len(expected) and all(np.array_equal(a, b) for a, b in zip(got, expected))
 
 
 def test_bench_extract_prints_one_json_object():

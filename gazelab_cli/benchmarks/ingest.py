@@ -16,7 +16,10 @@ the mean of the two CPU ms (on a shared machine the floor drifts by tens of per 
 minutes, and one measurement moved `efficiency` more than the code did), and
 `efficiency` = stored frames per second / floor_fps. The CPU seconds the server's processes
 and this client spent are reported per stored frame: this client shares the machine's
-cores with the server, as a volunteer's browser would not.
+cores with the server, as a volunteer's browser would not. So is everything else the machine
+ran meanwhile (`other_cpu_ms_per_frame`: the database server, Redis, the system), and
+`machine_idle_fraction` is the share of all cores' time nothing ran — capacity the server
+left unused while it had requests waiting.
 """
 from __future__ import annotations
 
@@ -246,6 +249,14 @@ def _cpu_seconds(processes) -> float:
     return total
 
 
+def _busy_and_idle(before, after) -> tuple[float, float]:
+    """CPU seconds all cores spent busy and idle between two psutil.cpu_times() (Linux counts a
+    guest's time in user; time stolen by a hypervisor is neither)."""
+    def spent(*names: str) -> float:
+        return sum(getattr(after, name, 0.0) - getattr(before, name, 0.0) for name in names)
+    return spent("user", "nice", "system", "irq", "softirq"), spent("idle", "iowait")
+
+
 def _server_processes(pid: int | None) -> list:
     """The gunicorn master and its workers (psutil handles, alive through the run)."""
     import psutil
@@ -257,7 +268,8 @@ def _server_processes(pid: int | None) -> list:
 
 def warm_up(url: str, consent_version: str, frames: list[tuple[bytes, tuple]], processes: int) -> list[VolunteerStats]:
     """A few seconds of uploads before the clock runs, so that every web process has loaded
-    MediaPipe and its graph (a second of CPU each) and opened its database connections."""
+    MediaPipe, every web thread has made its Face Mesh graph (a second of CPU each), and the
+    database connections are open."""
     stats = [VolunteerStats() for _ in range(2 * processes)]
     start_at = time.time() + 0.2
     threads = [threading.Thread(target=run_volunteer, args=(url, consent_version, frames, 4.0, 2.0, start_at, s))
@@ -289,6 +301,7 @@ def bench_ingest(volunteers: int, seconds: float, fps: float, url: str | None,
     warm = warm_up(url, consent_version, frames[0], workers or 2)
     try:
         server_cpu, client_cpu = _cpu_seconds(server), sum(client.cpu_times()[:2])
+        machine = psutil.cpu_times()
         start_at = time.time() + 1.0
         threads = [threading.Thread(target=run_volunteer,
                                     args=(url, consent_version, frames[i], fps, seconds,
@@ -301,6 +314,7 @@ def bench_ingest(volunteers: int, seconds: float, fps: float, url: str | None,
         wall = time.time() - start_at - (volunteers - 1) / volunteers
         server_cpu = _cpu_seconds(server) - server_cpu
         client_cpu = sum(client.cpu_times()[:2]) - client_cpu
+        machine_busy, machine_idle = _busy_and_idle(machine, psutil.cpu_times())
         floor_after = floor_ms(floor_frames)
     finally:
         if stop is not None:
@@ -326,5 +340,7 @@ def bench_ingest(volunteers: int, seconds: float, fps: float, url: str | None,
         "efficiency": round(stored / wall / floor_fps, 3),
         "server_cpu_ms_per_frame": round(server_cpu * per_frame, 2) if server else None,
         "client_cpu_ms_per_frame": round(client_cpu * per_frame, 2),
+        "other_cpu_ms_per_frame": round((machine_busy - server_cpu - client_cpu) * per_frame, 2) if server else None,
+        "machine_idle_fraction": round(machine_idle / (machine_busy + machine_idle), 3),
         "cpu_count": cores, "load_average_1min": round(os.getloadavg()[0], 2),
     }

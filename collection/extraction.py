@@ -26,18 +26,20 @@ Conventions (the same everywhere in GazeLab):
   crop resampled to SHARPNESS_SIDE px; `brightness` the mean grey level (0..255) of that crop;
   iris positions are normalised within their eye crop (0..1, 0.5 = centre).
 
-One FaceMesh per thread, created lazily in the thread that uses it (MediaPipe graphs do not
-survive fork; a graph runs one frame at a time, so threads sharing one wait for it).
+FaceMesh graphs are made lazily in the process that uses them, one per frame in flight
+(MediaPipe graphs do not survive fork; a graph runs one frame at a time).
 `static_image_mode=True`: every frame is independent (frames of different volunteers
 interleave in one worker), and tracking mode measured no faster here.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import threading
 from dataclasses import dataclass
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -131,29 +133,39 @@ def _rejected(reason: str, message: str | None = None, features: Features | None
 
 # ---------------------------------------------------------------- detector
 
-_graphs = threading.local()        # .mesh: this thread's FaceMesh
+_idle_graphs: list = []              # this process's FaceMeshes not in use (last returned, first lent)
+_graphs_lock = threading.Lock()
 _graph_pid: int | None = None       # the process that made the first FaceMesh
 
 
-def face_mesh():
-    """This thread's FaceMesh (a `_FaceMesh`), created on its first use (~30 MB and a second of CPU).
+@contextlib.contextmanager
+def face_mesh() -> Iterator:
+    """A FaceMesh (a `_FaceMesh`) of this process for the caller's use, made when none is free
+    (~30 MB and a second of CPU each) and kept for the next caller.
 
-    One per thread, not one per process behind a lock: a graph takes one frame at a time, and
-    with one graph the web process's second thread spent about a quarter of its time waiting
-    for it while the CPU stood partly idle.
+    One graph per frame in flight, not one per process behind a lock: a graph takes one frame
+    at a time, and with one graph the web process's second thread spent about a quarter of its
+    time waiting for it while the CPU stood partly idle. Graphs are lent, not tied to threads:
+    a graph held by a thread-local outlived its thread (MediaPipe keeps it alive), so threads
+    that come and go would each have leaked one.
 
     MediaPipe does not survive fork: a child forked after its parent ran a FaceMesh crashes
     (SIGSEGV/SIGABRT) when it runs one, even a new one. Such a child gets an error instead.
     """
     global _graph_pid
-    if _graph_pid is not None and _graph_pid != os.getpid():
-        raise RuntimeError(f"MediaPipe was started in process {_graph_pid} before it forked "
-                           f"this one ({os.getpid()}); start it only in the process that uses it")
-    mesh = getattr(_graphs, "mesh", None)
-    if mesh is None:
-        mesh = _graphs.mesh = _face_mesh_class()(static_image_mode=True, max_num_faces=2, refine_landmarks=True)
+    with _graphs_lock:
+        if _graph_pid is not None and _graph_pid != os.getpid():
+            raise RuntimeError(f"MediaPipe was started in process {_graph_pid} before it forked "
+                               f"this one ({os.getpid()}); start it only in the process that uses it")
+        mesh = _idle_graphs.pop() if _idle_graphs else None
         _graph_pid = os.getpid()
-    return mesh
+    if mesh is None:
+        mesh = _face_mesh_class()(static_image_mode=True, max_num_faces=2, refine_landmarks=True)
+    try:
+        yield mesh
+    finally:
+        with _graphs_lock:
+            _idle_graphs.append(mesh)
 
 
 def _face_mesh_class():
@@ -214,7 +226,8 @@ def detect_landmarks(rgb: np.ndarray) -> list[np.ndarray]:
     height, width = rgb.shape[:2]
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError("Face Mesh takes three-channel RGB pictures")
-    faces = face_mesh().serialised_faces(np.ascontiguousarray(rgb))
+    with face_mesh() as mesh:
+        faces = mesh.serialised_faces(np.ascontiguousarray(rgb))
     return [_landmark_array(face, (width, height)) for face in faces]
 
 

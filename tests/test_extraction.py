@@ -380,13 +380,20 @@ print(in_forked_child())                  # now a forked child must refuse, not 
 """
 
 
-def test_detector_is_created_lazily_per_thread_and_refused_after_fork(found):
-    assert extraction.face_mesh() is extraction.face_mesh()
-    other: list = []
-    thread = threading.Thread(target=lambda: other.append(extraction.face_mesh()))
-    thread.start()
-    thread.join()
-    assert other[0] is not extraction.face_mesh()
+def test_graphs_are_lent_one_per_frame_in_flight_and_refused_after_fork(found):
+    with extraction.face_mesh() as first:
+        with extraction.face_mesh() as second:      # one in use: another is made
+            assert second is not first
+    with extraction.face_mesh() as again:           # then lent again, not made anew
+        assert again in (first, second)
+    made: list = []
+    graphs = len(extraction._idle_graphs)
+    for _ in range(3):                              # threads that come and go make no new graphs
+        thread = threading.Thread(target=lambda: made.append(extract(images.jpeg(images.frame()), load_config(environ={}))))
+        thread.start()
+        thread.join()
+    assert all(result.status == "accepted" for result in made)
+    assert len(extraction._idle_graphs) == graphs >= 2
     run = subprocess.run([sys.executable, "-c", FORK_SCRIPT], cwd=REPO_ROOT, capture_output=True,
                          text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
@@ -436,12 +443,14 @@ def test_bench_extract_prints_one_json_object():
 
 def test_landmarks_from_the_lean_graph_run_equal_mediapipes_own(frame):
     """serialised_faces + the record reader give what FaceMesh.process gives, field by field."""
-    face = extraction.face_mesh().process(frame).multi_face_landmarks[0]
+    with extraction.face_mesh() as mesh:
+        face = mesh.process(frame).multi_face_landmarks[0]
+        [serialised] = mesh.serialised_faces(frame)
+        nothing = mesh.serialised_faces(np.zeros((480, 640, 3), np.uint8))
     slow = np.array([(p.x, p.y) for p in face.landmark], np.float32) * np.float32([640, 480])
-    [serialised] = extraction.face_mesh().serialised_faces(frame)
     assert serialised == face.SerializeToString()
     [fast] = extraction.detect_landmarks(frame)
     assert fast.dtype == np.float32 and fast.shape == (478, 2) and np.array_equal(fast, slow)
     face.landmark[0].visibility = 0.5                       # another layout: the slow path
     assert np.array_equal(extraction._landmark_array(face.SerializeToString(), (640, 480)), slow)
-    assert extraction.face_mesh().serialised_faces(np.zeros((480, 640, 3), np.uint8)) == []
+    assert nothing == []

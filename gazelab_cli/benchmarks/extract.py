@@ -55,7 +55,8 @@ def _single_thread() -> None:
 def decode_and_face_mesh(data: bytes):
     """The floor: what any use of Face Mesh on a JPEG costs (decode, RGB, the graph)."""
     rgb = cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-    return face_mesh().process(rgb)
+    with face_mesh() as mesh:
+        return mesh.process(rgb)
 
 
 def _timed(function, *args) -> tuple[float, float, object]:

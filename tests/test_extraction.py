@@ -404,8 +404,8 @@ def test_graphs_are_lent_one_per_frame_in_flight_and_refused_after_fork(found):
 
 
 def test_threads_extracting_at_once_each_get_what_one_thread_gets(frame):
-    """Each thread runs its own graph: frames extracted by two threads at once give the very
-    landmarks one thread gives on its own."""
+    """Each frame in flight runs on a graph of its own: frames extracted by two threads at once
+    give the very landmarks one thread gives on its own."""
     frames = [frame, np.ascontiguousarray(frame[:, ::-1]), np.zeros((480, 640, 3), np.uint8)] * 4
     alone = [extraction.detect_landmarks(picture) for picture in frames]
     at_once: dict[int, list] = {}

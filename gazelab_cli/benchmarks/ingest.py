@@ -268,8 +268,8 @@ def _server_processes(pid: int | None) -> list:
 
 def warm_up(url: str, consent_version: str, frames: list[tuple[bytes, tuple]], processes: int) -> list[VolunteerStats]:
     """A few seconds of uploads before the clock runs, so that every web process has loaded
-    MediaPipe, every web thread has made its Face Mesh graph (a second of CPU each), and the
-    database connections are open."""
+    MediaPipe and made the Face Mesh graphs its threads use at once (a second of CPU each),
+    and the database connections are open."""
     stats = [VolunteerStats() for _ in range(2 * processes)]
     start_at = time.time() + 0.2
     threads = [threading.Thread(target=run_volunteer, args=(url, consent_version, frames, 4.0, 2.0, start_at, s))
